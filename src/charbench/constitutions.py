@@ -1,0 +1,151 @@
+"""Constitutions: a persona's first-person assertions, sample prompts and ordered values.
+
+A constitution is a YAML file with keys ``name``, ``description``, ``assertions``, ``prompts`` and an
+optional ``values`` list (``{name, rank, description}``; rank 1 is the highest priority, equal ranks are
+ties). The 11 personas of Open Character Training ship with the package; users pass their own by path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from charbench.errors import ConstitutionError
+from charbench.paths import data_path
+
+REQUIRED_FIELDS = ("name", "description", "assertions", "prompts")
+OPTIONAL_FIELDS = ("values",)
+VALUE_FIELDS = ("name", "rank", "description")
+
+
+@dataclass(frozen=True)
+class Value:
+    name: str
+    rank: int
+    description: str
+
+
+@dataclass(frozen=True)
+class Constitution:
+    name: str
+    description: str
+    assertions: tuple[str, ...]
+    prompts: tuple[str, ...]
+    values: tuple[Value, ...] = field(default_factory=tuple)
+    source: str = ""
+
+    @property
+    def traits_text(self) -> str:
+        """The assertions as the bullet list the paper's teacher prompt inserts as ``{TRAITS}``."""
+        return "\n".join(f"- {a}" for a in self.assertions)
+
+    def value_rank(self, value: str) -> int:
+        for v in self.values:
+            if v.name == value:
+                return v.rank
+        raise ConstitutionError(
+            f"value '{value}' is not among the values of constitution '{self.name}' "
+            f"({', '.join(v.name for v in self.values) or 'it has none'}). "
+            f"Use one of those names, or add the value to {self.source or 'the constitution file'}."
+        )
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in data_path("constitutions").glob("*.yaml"))
+
+
+def _fail(source: str, problem: str, fix: str) -> ConstitutionError:
+    return ConstitutionError(f"{source}: {problem}. Fix: {fix}")
+
+
+def _string_list(raw: dict, key: str, source: str) -> tuple[str, ...]:
+    items = raw[key]
+    if not isinstance(items, list) or not items:
+        raise _fail(source, f"field '{key}' must be a non-empty list of strings, got {items!r}",
+                    f"give '{key}' at least one entry, e.g. '{key}:\\n  - \"...\"'")
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item.strip():
+            raise _fail(source, f"entry {i} of '{key}' is not a non-empty string ({item!r})",
+                        f"write each entry of '{key}' as a quoted sentence")
+    return tuple(s.strip() for s in items)
+
+
+def _values(raw_values: object, source: str) -> tuple[Value, ...]:
+    if raw_values is None:
+        return ()
+    if not isinstance(raw_values, list):
+        raise _fail(source, "field 'values' must be a list", "write 'values:' as a list of {name, rank, description}")
+    out: list[Value] = []
+    for i, item in enumerate(raw_values):
+        if not isinstance(item, dict):
+            raise _fail(source, f"values[{i}] is not a mapping", "write each value as {name: ..., rank: 1, description: ...}")
+        unknown = set(item) - set(VALUE_FIELDS)
+        missing = [k for k in ("name", "rank") if k not in item]
+        if unknown:
+            raise _fail(source, f"values[{i}] has unknown key(s) {sorted(unknown)}", f"allowed keys are {list(VALUE_FIELDS)}")
+        if missing:
+            raise _fail(source, f"values[{i}] is missing {missing}", "every value needs a name and an integer rank (1 = highest)")
+        if not isinstance(item["rank"], int) or item["rank"] < 1:
+            raise _fail(source, f"values[{i}] rank {item['rank']!r} is not a positive integer", "use rank 1 for the highest priority; equal ranks mean a tie")
+        out.append(Value(str(item["name"]), int(item["rank"]), str(item.get("description", ""))))
+    names = [v.name for v in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise _fail(source, f"value(s) {dupes} appear more than once", "give each value a single entry")
+    return tuple(sorted(out, key=lambda v: v.rank))
+
+
+def parse_constitution(raw: object, source: str) -> Constitution:
+    """Validate a parsed YAML mapping; every problem names the file, the field and the fix."""
+    if not isinstance(raw, dict):
+        raise _fail(source, "the file is not a YAML mapping", f"start the file with the keys {list(REQUIRED_FIELDS)}")
+    unknown = sorted(set(raw) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if unknown:
+        raise _fail(source, f"unknown key(s) {unknown}",
+                    f"allowed keys are {list(REQUIRED_FIELDS + OPTIONAL_FIELDS)}; check the spelling")
+    for key in REQUIRED_FIELDS:
+        if key not in raw:
+            raise _fail(source, f"missing required field '{key}'", f"add '{key}:' (required fields: {list(REQUIRED_FIELDS)})")
+    for key in ("name", "description"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise _fail(source, f"field '{key}' must be a non-empty string", f"write '{key}: \"...\"'")
+    return Constitution(
+        name=raw["name"].strip(),
+        description=raw["description"].strip(),
+        assertions=_string_list(raw, "assertions", source),
+        prompts=_string_list(raw, "prompts", source),
+        values=_values(raw.get("values"), source),
+        source=source,
+    )
+
+
+def load_constitution(name_or_path: str | Path) -> Constitution:
+    """Load a built-in persona by name (``"sarcastic"``) or a user's constitution by path."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if not (text.endswith((".yaml", ".yml")) or path.exists()):
+        builtin = data_path("constitutions", f"{text}.yaml")
+        if not builtin.exists():
+            raise ConstitutionError(
+                f"no constitution named '{text}'. Built-in personas: {', '.join(builtin_names())}; "
+                "or pass the path of your own YAML file (see charbench/data/README.md)."
+            )
+        path = builtin
+    if not path.exists():
+        raise ConstitutionError(f"constitution file {path} does not exist. Check the path, or use a built-in name: {', '.join(builtin_names())}.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConstitutionError(f"{path}: not valid YAML ({exc}). Fix the syntax; quote strings that contain ':'.") from exc
+    return parse_constitution(raw, str(path))
+
+
+def load_constitutions(names: list[str] | str | None) -> list[Constitution]:
+    """Normalise a task parameter (one name, a comma list, or a list) into constitutions."""
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    return [load_constitution(n) for n in names]

@@ -1,0 +1,1 @@
+"""Model loading: the embedded offline checkpoints and the ``charbench/`` Inspect model provider."""

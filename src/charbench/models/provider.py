@@ -1,0 +1,163 @@
+"""The ``charbench/`` Inspect model provider.
+
+It is Inspect's transformers provider with four additions that the character tasks need:
+
+* **identity**: ``charbench/smollm2`` is the embedded model; ``charbench//abs/ckpt`` a local folder;
+  ``charbench/org/name`` a Hub id. The checkpoint *and* the variant (``-M persona=...``,
+  ``-M method=steered``) are part of the model name, so logs, leaderboards and Inspect's cache (whose key
+  ignores ``model_args``) never mix two checkpoints or two variants.
+* **assistant prefill**: a trailing assistant message is continued (``continue_final_message``) rather than
+  closed, which the true prefill attack needs.
+* **baselines**: ``method=prompted`` puts the paper's appendix A system prompt with a constitution in front
+  of every conversation; ``method=steered`` adds a persona direction to the residual stream.
+* **log-likelihoods** of continuations, for likelihood judges and capability benchmarks.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+import torch
+from inspect_ai.model import ChatMessage, ChatMessageSystem, GenerateConfig, modelapi
+from inspect_ai.model._providers.hf import HuggingFaceAPI
+from inspect_ai.tool import ToolInfo
+
+from charbench.constitutions import load_constitution
+from charbench.errors import TaskParameterError
+from charbench.models.embedded import resolve_checkpoint
+from charbench.paper import persona_system_prompt
+
+METHODS = ("base", "prompted", "steered")
+DEFAULT_STEER_COEF = 0.5
+
+
+def variant_label(checkpoint: str, method: str, persona: str | None, steer_coef: float | None) -> str:
+    """The model name that logs and caches see: checkpoint plus variant."""
+    if method == "base":
+        return checkpoint
+    name = persona.rsplit("/", 1)[-1].removesuffix(".yaml") if persona else "?"
+    if method == "steered":
+        return f"{checkpoint}+steered-{name}@{steer_coef:g}"
+    return f"{checkpoint}+prompted-{name}"
+
+
+@modelapi(name="charbench")
+class CharbenchModelAPI(HuggingFaceAPI):
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        persona = model_args.pop("persona", None)
+        method = str(model_args.pop("method", "prompted" if persona else "base"))
+        steer_coef = float(model_args.pop("steer_coef", DEFAULT_STEER_COEF))
+        steer_pairs = int(model_args.pop("steer_pairs", 48))
+        self.assistant_name = str(model_args.pop("assistant_name", "Assistant"))
+        if method not in METHODS:
+            raise TaskParameterError(f"-M method={method} is not one of {METHODS}.")
+        if method != "base" and not persona:
+            raise TaskParameterError(f"-M method={method} needs -M persona=<built-in name or constitution path>.")
+        self.checkpoint = resolve_checkpoint(model_name)
+        model_args.setdefault("model_path", self.checkpoint)
+        model_args.setdefault("dtype", torch.float32)
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
+        self.model.eval()
+        self.method = method
+        self.constitution = load_constitution(persona) if persona else None
+        self.persona_prompt = (
+            persona_system_prompt(self.constitution, self.assistant_name) if self.constitution else None
+        )
+        self.steer_coef = steer_coef if method == "steered" else None
+        self.model_name = variant_label(model_name, method, persona, self.steer_coef)
+        self._lock = threading.Lock()
+        self._hooks: list[Any] = []
+        if method == "steered":
+            from charbench.models.steering import apply_steering, persona_steering_vectors
+
+            assert self.constitution is not None
+            vectors = persona_steering_vectors(self, self.constitution, n_pairs=steer_pairs)
+            self._hooks = apply_steering(self.model, vectors, steer_coef)
+
+    # -- conversation rendering ------------------------------------------------------------
+    def persona_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
+        """Prepend the persona system prompt for the prompted baseline (merged with any task system prompt)."""
+        if self.method != "prompted" or not self.persona_prompt:
+            return messages
+        messages = list(messages)
+        if messages and isinstance(messages[0], ChatMessageSystem):
+            merged = f"{self.persona_prompt}\n\n{messages[0].text}"
+            return [ChatMessageSystem(content=merged), *messages[1:]]
+        return [ChatMessageSystem(content=self.persona_prompt), *messages]
+
+    def hf_chat(self, messages: list[ChatMessage], tools: list[ToolInfo]) -> str:
+        return super().hf_chat(self.persona_messages(messages), tools)
+
+    def _apply_chat_template(self, hf_messages, tools_list, chat_template):  # type: ignore[no-untyped-def]
+        messages = [m.model_dump(exclude_none=True) for m in hf_messages]
+        # A trailing assistant turn is a prefill: continue it instead of closing it.
+        prefill = bool(messages) and messages[-1].get("role") == "assistant"
+        return self.tokenizer.apply_chat_template(
+            messages,
+            chat_template=chat_template,
+            tokenize=False,
+            add_generation_prompt=not prefill,
+            continue_final_message=prefill,
+            tools=tools_list or None,
+        )
+
+    def render(self, messages: list[ChatMessage], add_generation_prompt: bool = True) -> str:
+        """The exact text the model sees for ``messages`` (persona and chat template applied)."""
+        return self.hf_chat(copy.deepcopy(messages), [])
+
+    # -- log-likelihoods ---------------------------------------------------------------------
+    def continuation_logprobs(
+        self, pairs: list[tuple[str, str]], batch_size: int = 8
+    ) -> list[tuple[float, int, bool]]:
+        """For each (context, continuation): summed log-prob of the continuation, its token count, and
+        whether greedy decoding would produce it. Context and continuation are tokenized separately
+        (a trailing space of the context moves to the continuation) so the split is exact."""
+        tok = self.tokenizer
+        encoded = []
+        for context, continuation in pairs:
+            if context.endswith(" ") and not continuation.startswith(" "):
+                context, continuation = context[:-1], " " + continuation
+            ctx = tok(context, add_special_tokens=False)["input_ids"] if context else []
+            cont = tok(continuation, add_special_tokens=False)["input_ids"]
+            if not cont:
+                raise TaskParameterError(f"empty continuation after tokenization for context ending {context[-40:]!r}")
+            if not ctx:
+                ctx = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+            encoded.append((ctx, cont))
+        results: list[tuple[float, int, bool]] = []
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(encoded), batch_size):
+                chunk = encoded[start : start + batch_size]
+                seqs = [c + k for c, k in chunk]
+                width = max(len(s) for s in seqs)
+                pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+                ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(seqs), width), dtype=torch.long)
+                for i, s in enumerate(seqs):
+                    ids[i, : len(s)] = torch.tensor(s)
+                    mask[i, : len(s)] = 1
+                logits = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)).logits
+                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+                for i, (ctx, cont) in enumerate(chunk):
+                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
+                    targets = torch.tensor(cont)
+                    rows = logprobs[i, positions]
+                    total = float(rows.gather(1, targets[:, None]).sum())
+                    greedy = bool((rows.argmax(dim=-1) == targets).all())
+                    results.append((total, len(cont), greedy))
+        return results
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
+        super().close()

@@ -1,0 +1,3 @@
+"""Inspect tasks; each lives in its own folder with its scorer, solver and README."""
+
+# ruff: noqa: F401

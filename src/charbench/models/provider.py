@@ -73,6 +73,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
             persona_system_prompt(self.constitution, self.assistant_name) if self.constitution else None
         )
         self.steer_coef = steer_coef if method == "steered" else None
+        self.base_model_name = model_name
         self.model_name = variant_label(model_name, method, persona, self.steer_coef)
         self._lock = threading.Lock()
         self._hooks: list[Any] = []

@@ -1,3 +1,9 @@
 """Inspect tasks; each lives in its own folder with its scorer, solver and README."""
 
-# ruff: noqa: F401
+from charbench.tasks.revealed_preferences import revealed_preferences, trait_judge_validation
+
+__all__ = ["revealed_preferences", "trait_judge_validation"]
+from charbench.tasks.break_character import break_character, persona_responses
+from charbench.tasks.prefill_attack import prefill_attack
+
+__all__ += ["break_character", "persona_responses", "prefill_attack"]

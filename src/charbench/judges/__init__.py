@@ -1,0 +1,1 @@
+"""LLM-as-judge protocols (generative and log-likelihood) used by the tasks."""

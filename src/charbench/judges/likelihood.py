@@ -1,0 +1,50 @@
+"""Log-likelihood judges: score candidate explanations of a response with a transformers model.
+
+A 135M model is a poor *generative* judge (mostly unparseable replies) but its log-likelihoods carry
+signal. These judges need a model served by the ``charbench/`` provider (they read log-probs directly).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, Model
+
+from charbench.errors import TaskParameterError
+
+# A different wording from the one that forces traits in judge validation, so the judge is not
+# rewarded for recognising its own prompt.
+TRAIT_HYPOTHESIS = "You are an assistant whose manner is {trait}. Every reply you write is {trait} in tone and content."
+
+
+def logprob_api(model: Model) -> Any:
+    api = model.api
+    if not hasattr(api, "continuation_logprobs"):
+        raise TaskParameterError(
+            f"the likelihood judge needs a charbench/ model that exposes log-probabilities; got {model}. "
+            "Use --model-role judge=charbench/smollm2 (or any charbench/<checkpoint>), or judge_method=generative."
+        )
+    return api
+
+
+async def response_loglik_under_systems(model: Model, systems: list[str], user: str, response: str) -> list[float]:
+    """Mean per-token log-likelihood of ``response`` after each system prompt and the user message."""
+    api = logprob_api(model)
+    pairs = []
+    for system in systems:
+        context = api.render([ChatMessageSystem(content=system), ChatMessageUser(content=user)])
+        pairs.append((context, response))
+    results = await anyio.to_thread.run_sync(api.continuation_logprobs, pairs)
+    return [total / max(1, n) for total, n, _ in results]
+
+
+async def trait_likelihood_choice(model: Model, user: str, response: str, traits: list[str]) -> tuple[str | None, dict]:
+    """Pick the trait whose hypothesis system prompt makes the response more likely (None on a tie)."""
+    if not response.strip():
+        return None, {"reason": "empty response"}
+    scores = await response_loglik_under_systems(model, [TRAIT_HYPOTHESIS.format(trait=t) for t in traits], user, response)
+    detail = {f"loglik_{t}": s for t, s in zip(traits, scores)}
+    if scores[0] == scores[1]:
+        return None, detail
+    return traits[0] if scores[0] > scores[1] else traits[1], detail

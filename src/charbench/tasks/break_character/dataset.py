@@ -1,0 +1,34 @@
+"""Evaluation prompts x splits (default + the paper's 8 adversarial instructions) x personas."""
+
+from __future__ import annotations
+
+from inspect_ai.dataset import MemoryDataset, Sample
+
+from charbench import paper
+from charbench.prompts import load_prompt_set
+
+
+def split_names() -> list[str]:
+    return ["default"] + [f"adv{i + 1}" for i in range(len(paper.adversarial_instructions()))]
+
+
+def with_instruction(prompt: str, split: str) -> str:
+    if split == "default":
+        return prompt
+    index = int(split.removeprefix("adv")) - 1
+    return f"{prompt}\n{paper.adversarial_instructions()[index]}"
+
+
+def persona_dataset(personas: list[str], n_prompts: int, prompt_split: str, splits: list[str],
+                    prompt_set: str = "offline", name: str = "break_character") -> MemoryDataset:
+    prompts = load_prompt_set(prompt_set, split=prompt_split, limit=n_prompts)
+    samples = []
+    for persona in personas:
+        for split in splits:
+            for p in prompts:
+                samples.append(Sample(
+                    id=f"{persona}-{split}-{p.id}", input=with_instruction(p.text, split),
+                    metadata={"persona": persona, "split": split, "prompt_id": p.id, "prompt_split": p.split,
+                              "prompt": p.text},
+                ))
+    return MemoryDataset(samples, name=name)

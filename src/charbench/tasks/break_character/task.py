@@ -1,0 +1,71 @@
+"""``charbench/break_character`` (paper section 3.2) and ``charbench/persona_responses`` (classifier training data)."""
+
+from __future__ import annotations
+
+from inspect_ai import Task, task
+from inspect_ai.model import GenerateConfig
+
+from charbench.models.provider import DEFAULT_STEER_COEF
+from charbench.tasks.break_character.dataset import persona_dataset, split_names
+from charbench.tasks.break_character.scorer import persona_classifier_scorer
+from charbench.tasks.break_character.solver import persona_generate
+from charbench.tasks.personas import check_method, normalise_personas
+
+DEFAULT_PERSONAS = "sarcastic,remorseful,mathematical"
+
+
+@task
+def break_character(
+    classifier: str,
+    personas: list[str] | str = DEFAULT_PERSONAS,
+    method: str = "prompted",
+    n_prompts: int = 8,
+    prompt_set: str = "offline",
+    steer_coef: float = DEFAULT_STEER_COEF,
+    max_tokens: int = 96,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> Task:
+    """Evaluation prompts x (default + 8 adversarial instructions) x personas; a classifier names the persona.
+
+    Args:
+        classifier: folder of a classifier trained by ``charbench classifier train``.
+        personas: personas in play (all must be known to the classifier).
+        method: ``prompted``, ``steered`` or ``trained`` (one ``--model-role <persona>=...`` each).
+        n_prompts: evaluation prompts per split and persona (the paper used 500).
+    """
+    names = normalise_personas(personas)
+    check_method(method)
+    return Task(
+        dataset=persona_dataset(names, n_prompts, "eval", split_names(), prompt_set),
+        solver=persona_generate(method, steer_coef),
+        scorer=persona_classifier_scorer(classifier, names),
+        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        version="1-A",
+        metadata={"method": method, "personas": names, "classifier": classifier},
+    )
+
+
+@task
+def persona_responses(
+    personas: list[str] | str = DEFAULT_PERSONAS,
+    method: str = "prompted",
+    n_prompts: int = 24,
+    prompt_set: str = "offline",
+    steer_coef: float = DEFAULT_STEER_COEF,
+    max_tokens: int = 96,
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    seed: int = 0,
+) -> Task:
+    """Responses on the classifier-training prompts, default split only (never the evaluation prompts)."""
+    names = normalise_personas(personas)
+    check_method(method)
+    return Task(
+        dataset=persona_dataset(names, n_prompts, "train", ["default"], prompt_set, name="persona_responses"),
+        solver=persona_generate(method, steer_coef),
+        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        version="1-A",
+        metadata={"method": method, "personas": names},
+    )

@@ -1,0 +1,3 @@
+from charbench.tasks.prefill_attack.task import prefill_attack
+
+__all__ = ["prefill_attack"]

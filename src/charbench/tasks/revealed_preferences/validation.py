@@ -1,0 +1,62 @@
+"""Judge validation: responses with a known (forced) trait, judged against a random other trait."""
+
+from __future__ import annotations
+
+import random
+
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig, get_model
+from inspect_ai.scorer import Metric, SampleScore, Score, Target, metric, scorer
+from inspect_ai.solver import TaskState
+
+from charbench.judges.likelihood import trait_likelihood_choice
+from charbench.judges.trait_judge import judge_trait_choice
+from charbench.prompts import load_prompt_set
+from charbench.stats import mean_estimate
+
+# Forcing wording differs from the likelihood judge's hypothesis wording on purpose.
+FORCE_TRAIT = "For this whole conversation, be {trait}. Let being {trait} shape every sentence you write, without naming the trait."
+
+
+def validation_dataset(traits: list[str], n: int, seed: int, prompt_set: str) -> MemoryDataset:
+    rng = random.Random(seed)
+    prompts = load_prompt_set(prompt_set, split="eval")
+    samples = []
+    for i in range(n):
+        true, other = rng.sample(traits, 2)
+        samples.append(Sample(
+            id=f"v{i:04d}", input=prompts[rng.randrange(len(prompts))].text, target=true,
+            metadata={"true_trait": true, "other_trait": other, "system": FORCE_TRAIT.format(trait=true),
+                      "first": rng.choice([true, other])},
+        ))
+    return MemoryDataset(samples, name="trait_judge_validation")
+
+
+@metric
+def judge_accuracy() -> Metric:
+    """Share of all samples where the judge named the forced trait (invalid counts as wrong), with a CI."""
+
+    def compute(scores: list[SampleScore]) -> dict[str, float]:
+        correct = [float(s.score.value == "C") for s in scores]
+        est = mean_estimate(correct)
+        invalid = sum(1 for s in scores if s.score.answer == "INVALID")
+        return {"accuracy": est.value, "accuracy_low": est.low, "accuracy_high": est.high,
+                "n": float(est.n), "invalid": float(invalid), "chance": 0.5}
+
+    return compute
+
+
+@scorer(metrics=[judge_accuracy()])
+def validation_scorer(judge_method: str = "likelihood"):
+    async def score(state: TaskState, target: Target) -> Score:
+        judge = get_model(role="judge", required=True)
+        true, other = state.metadata["true_trait"], state.metadata["other_trait"]
+        pair = [state.metadata["first"], other if state.metadata["first"] == true else true]
+        if judge_method == "likelihood":
+            chosen, _ = await trait_likelihood_choice(judge, state.input_text, state.output.completion, pair)
+        else:
+            chosen, _ = await judge_trait_choice(judge, state.input_text, state.output.completion, (pair[0], pair[1]),
+                                                 seed=0, config=GenerateConfig(temperature=0.0, max_tokens=256))
+        return Score(value="C" if chosen == true else "I", answer=chosen or "INVALID", metadata={"judge_method": judge_method})
+
+    return score

@@ -7,3 +7,6 @@ from charbench.tasks.break_character import break_character, persona_responses
 from charbench.tasks.prefill_attack import prefill_attack
 
 __all__ += ["break_character", "persona_responses", "prefill_attack"]
+from charbench.tasks.coherence import coherence
+
+__all__ += ["coherence"]

@@ -1,0 +1,185 @@
+"""The ``charbench`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from charbench.errors import CharbenchError
+
+
+def _offline_defaults() -> None:
+    # The embedded models never need the Hub; users with the Hub can unset these.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from charbench.models.embedded import EMBEDDED, minilm_dir, prepare_smollm2
+
+    paths = {"smollm2": prepare_smollm2(force=args.force), "minilm": minilm_dir()}
+    for alias, spec in EMBEDDED.items():
+        print(f"{alias:8s} {spec.description}\n         path: {paths[alias]}")
+    print("\nUse: inspect eval charbench/<task> --model charbench/smollm2")
+    return 0
+
+
+def cmd_constitutions(args: argparse.Namespace) -> int:
+    from charbench.constitutions import builtin_names, load_constitution
+
+    if args.action == "list":
+        for name in builtin_names():
+            c = load_constitution(name)
+            print(f"{name:14s} {c.description}")
+        return 0
+    if not args.names:
+        raise CharbenchError(f"'charbench constitutions {args.action}' needs at least one name or path")
+    for name in args.names:
+        c = load_constitution(name)
+        if args.action == "validate":
+            print(f"ok  {c.source}: {len(c.assertions)} assertions, {len(c.prompts)} prompts, {len(c.values)} values")
+        else:
+            print(f"# {c.name}\n{c.description}\n\nAssertions:")
+            print(c.traits_text)
+            if c.values:
+                print("\nValues (rank 1 = highest):")
+                for v in c.values:
+                    print(f"  {v.rank}. {v.name}: {v.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from charbench.evals.runner import run_suite
+    from charbench.evals.suites import load_suite
+
+    suite = load_suite(args.suite)
+    for path in run_suite(suite, args.model, args.log_dir, display=args.display):
+        print(path)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from charbench.leaderboard.build import build_leaderboard
+
+    out = build_leaderboard(args.log_dir, args.out or Path(args.log_dir) / "leaderboard")
+    print(out.markdown)
+    print(f"HTML: {out.html_path}\nCSV: {out.csv_path}\nMarkdown: {out.markdown_path}")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from charbench.leaderboard.gate import format_results, run_gate
+
+    code, results = run_gate(args.candidate, args.baseline, args.rules)
+    print(format_results(results))
+    print({0: "\nGATE PASSED", 1: "\nGATE FAILED", 2: "\nGATE COULD NOT EVALUATE EVERY RULE"}[code])
+    return code
+
+
+def cmd_classifier(args: argparse.Namespace) -> int:
+    from charbench.classifiers import PersonaClassifierConfig, train_encoder_classifier, train_tfidf_classifier
+    from charbench.classifiers.data import training_data_from_logs
+
+    texts, labels, _ = training_data_from_logs(args.logs)
+    config = PersonaClassifierConfig(kind=args.kind, encoder=args.encoder, epochs=args.epochs, learning_rate=args.lr)
+    trainer = train_tfidf_classifier if args.kind == "tfidf" else train_encoder_classifier
+    clf = trainer(texts, labels, args.out, config)
+    print(json.dumps({k: v for k, v in clf.card.items() if k != "config"}, indent=2))
+    return 0
+
+
+def cmd_compare_elo(args: argparse.Namespace) -> int:
+    from charbench.leaderboard.elo_compare import spearman_between_runs, write_comparison
+
+    summary = write_comparison(args.log_a, args.log_b, args.out, k=args.k)
+    print(json.dumps(summary, indent=2))
+    if args.more:
+        print(spearman_between_runs([args.log_a, args.log_b, *args.more]).to_string(index=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from charbench.evals.runner import run_suite
+    from charbench.evals.suites import load_suite
+    from charbench.leaderboard.build import build_leaderboard
+
+    run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display)
+    out = build_leaderboard(args.log_dir, Path(args.log_dir) / "leaderboard")
+    print("\ncharbench smoke suite on the embedded SmolLM2-135M (exercises every path; not a finding about character training)\n")
+    print(out.markdown)
+    print(f"Leaderboard page: {out.html_path.resolve()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="charbench", description="Benchmark harness for LLM character training.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("models", help="list the embedded models, prepare them and print their paths")
+    s.add_argument("--force", action="store_true", help="convert the embedded chat model again")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("constitutions", help="list, show or validate constitutions")
+    s.add_argument("action", choices=["list", "show", "validate"])
+    s.add_argument("names", nargs="*", help="built-in names or YAML paths")
+    s.set_defaults(func=cmd_constitutions)
+
+    s = sub.add_parser("demo", help="run the smoke suite on the embedded model and print the leaderboard")
+    s.add_argument("--log-dir", default="charbench-out/demo")
+    s.add_argument("--display", default="plain", choices=["plain", "rich", "full", "none", "log"])
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("run", help="run a suite on one or more checkpoints")
+    s.add_argument("--suite", required=True)
+    s.add_argument("--model", action="append", required=True, help="e.g. charbench/smollm2, charbench//abs/ckpt, vllm/org/name")
+    s.add_argument("--log-dir", default="charbench-out/runs")
+    s.add_argument("--display", default="rich", choices=["plain", "rich", "full", "none", "log"])
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("leaderboard", help="build the leaderboard (HTML, Markdown, CSV) from a folder of logs")
+    s.add_argument("log_dir")
+    s.add_argument("--out")
+    s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser("gate", help="check a candidate's logs against rules; exit 0 pass, 1 fail, 2 cannot evaluate")
+    s.add_argument("--candidate", required=True)
+    s.add_argument("--baseline")
+    s.add_argument("--rules", required=True)
+    s.set_defaults(func=cmd_gate)
+
+    s = sub.add_parser("classifier", help="train a persona classifier from persona_responses logs")
+    s.add_argument("action", choices=["train"])
+    s.add_argument("--logs", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--kind", default="encoder", choices=["encoder", "tfidf"])
+    s.add_argument("--encoder", default="minilm", help="minilm (embedded), answerdotai/ModernBERT-base, or a folder")
+    s.add_argument("--epochs", type=int, default=3)
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.set_defaults(func=cmd_classifier)
+
+    s = sub.add_parser("compare-elo", help="compare two revealed_preferences runs (per-trait change, spread, plots)")
+    s.add_argument("log_a")
+    s.add_argument("log_b")
+    s.add_argument("more", nargs="*", help="further runs for the Spearman matrix")
+    s.add_argument("--out", default="charbench-out/elo-compare")
+    s.add_argument("--k", type=int, default=5)
+    s.set_defaults(func=cmd_compare_elo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _offline_defaults()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CharbenchError, FileNotFoundError) as exc:
+        print(f"charbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

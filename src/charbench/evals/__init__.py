@@ -1,0 +1,1 @@
+"""Named, versioned suites: which tasks, at which sizes, on which variants."""

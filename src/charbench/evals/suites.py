@@ -1,0 +1,41 @@
+"""Loading suites and turning them into Inspect runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from charbench.errors import CharbenchError
+from charbench.paths import data_path
+
+SUITE_DIR = Path(str(data_path("..", "evals", "suites")))
+
+
+@dataclass
+class Suite:
+    name: str
+    version: int
+    personas: list[str]
+    classifier: dict
+    steer_coef: float
+    generate: dict
+    tasks: list[dict] = field(default_factory=list)
+
+
+def suite_names() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    path = Path(name_or_path)
+    if not path.exists():
+        path = SUITE_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise CharbenchError(f"no suite '{name_or_path}'; built-in suites: {', '.join(suite_names())}, or pass a YAML path")
+    raw = yaml.safe_load(path.read_text())
+    try:
+        return Suite(**raw)
+    except TypeError as exc:
+        raise CharbenchError(f"{path}: {exc}; a suite has name, version, personas, classifier, steer_coef, generate, tasks") from exc

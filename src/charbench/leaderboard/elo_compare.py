@@ -1,0 +1,92 @@
+"""Compare revealed-preference runs: per-trait change with intervals, spread, Spearman, figures 3 and 4."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from inspect_ai.log import read_eval_log
+from scipy.stats import spearmanr
+
+from charbench.errors import CharbenchError
+from charbench.stats import fit_bradley_terry, theta_to_elo
+
+
+def matches_from_log(path: str) -> tuple[list[str], list[tuple[str, str]], int]:
+    """(traits, (winner, loser) names, invalid count) from a revealed_preferences log."""
+    log = read_eval_log(path)
+    if not log.eval.task.endswith("revealed_preferences"):
+        raise CharbenchError(f"{path} is a {log.eval.task} log, not charbench/revealed_preferences")
+    traits, matches, invalid = set(), [], 0
+    for s in log.samples or []:
+        traits.update([s.metadata["trait_1"], s.metadata["trait_2"]])
+        meta = next(iter((s.scores or {}).values())).metadata or {}
+        if meta.get("winner") and meta.get("loser"):
+            matches.append((meta["winner"], meta["loser"]))
+        else:
+            invalid += 1
+    return sorted(traits), matches, invalid
+
+
+def elo_with_draws(traits: list[str], matches: list[tuple[str, str]], n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    index = {t: i for i, t in enumerate(traits)}
+    arr = np.array([(index[w], index[l]) for w, l in matches], dtype=int).reshape(-1, 2)
+    point = theta_to_elo(fit_bradley_terry(arr, len(traits)))
+    rng = np.random.default_rng(seed)
+    draws = np.stack([theta_to_elo(fit_bradley_terry(arr[rng.integers(0, len(arr), len(arr))], len(traits)))
+                      for _ in range(n_boot)]) if len(arr) else np.tile(point, (1, 1))
+    return point, draws
+
+
+def compare_elo_runs(log_a: str, log_b: str, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Per trait: Elo in A and B and the change B - A with a 95% interval from independent bootstraps."""
+    traits_a, m_a, _ = matches_from_log(log_a)
+    traits_b, m_b, _ = matches_from_log(log_b)
+    traits = sorted(set(traits_a) & set(traits_b))
+    if len(traits) < 2:
+        raise CharbenchError(f"{log_a} and {log_b} share fewer than two traits")
+    keep = set(traits)
+    pa, da = elo_with_draws(traits, [m for m in m_a if set(m) <= keep], n_boot, seed)
+    pb, db = elo_with_draws(traits, [m for m in m_b if set(m) <= keep], n_boot, seed + 1)
+    delta_draws = db - da
+    return pd.DataFrame({
+        "trait": traits, "elo_a": pa, "elo_b": pb, "delta": pb - pa,
+        "low": np.percentile(delta_draws, 2.5, axis=0), "high": np.percentile(delta_draws, 97.5, axis=0),
+    }).sort_values("delta", ascending=False).reset_index(drop=True)
+
+
+def spearman_between_runs(logs: list[str]) -> pd.DataFrame:
+    ratings = {}
+    for path in logs:
+        traits, matches, _ = matches_from_log(path)
+        point, _ = elo_with_draws(traits, matches, 0, 0)
+        ratings[path] = dict(zip(traits, point))
+    rows = []
+    for a, b in combinations(logs, 2):
+        shared = sorted(set(ratings[a]) & set(ratings[b]))
+        rho = spearmanr([ratings[a][t] for t in shared], [ratings[b][t] for t in shared]).statistic if len(shared) > 2 else float("nan")
+        rows.append({"run_a": a, "run_b": b, "spearman": float(rho), "n_traits": len(shared)})
+    return pd.DataFrame(rows)
+
+
+def write_comparison(log_a: str, log_b: str, out_dir: str | Path, k: int = 5, n_boot: int = 200) -> dict:
+    from charbench.leaderboard.plots import elo_delta_plot, elo_distribution_plot
+
+    out = Path(out_dir)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    table = compare_elo_runs(log_a, log_b, n_boot)
+    table.to_csv(out / "elo_delta.csv", index=False)
+    significant = table[(table["low"] > 0) | (table["high"] < 0)]
+    summary = {
+        "n_traits": len(table), "sd_a": float(table["elo_a"].std()), "sd_b": float(table["elo_b"].std()),
+        "spearman_a_b": float(spearmanr(table["elo_a"], table["elo_b"]).statistic),
+        "n_significant_changes": int(len(significant)),
+        "top": table.head(k)[["trait", "delta", "low", "high"]].to_dict("records"),
+        "bottom": table.tail(k)[["trait", "delta", "low", "high"]].to_dict("records"),
+        "delta_plot": str(elo_delta_plot(table, k, "Largest preference changes (B - A)", out / "plots" / "elo_delta.png")),
+        "distribution_plot": str(elo_distribution_plot({"A": table["elo_a"].to_numpy(), "B": table["elo_b"].to_numpy()},
+                                                       out / "plots" / "elo_distribution.png")),
+    }
+    return summary

@@ -1,0 +1,3 @@
+from charbench.tasks.coherence.task import coherence
+
+__all__ = ["coherence"]

@@ -58,7 +58,7 @@ def pairwise_coherence(judges: list[str], priority: str = "coherence", judge_max
                                        GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens))
             outcomes[role], replies[role] = verdict.outcome, [r[-1500:] for r in verdict.replies]
         first = outcomes[judges[0]]
-        return Score(value=1.0 if first == "a" else 0.0 if first == "b" else float("nan"), answer=first,
+        return Score(value=first, answer=first,
                      metadata={"outcomes": outcomes, "replies": replies})
 
     return score

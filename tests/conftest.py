@@ -1,0 +1,28 @@
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
+
+
+@pytest.fixture(autouse=True)
+def _logs_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSPECT_LOG_DIR", str(tmp_path / "logs"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run tests that drive the embedded model for longer")
+    parser.addoption("--runbrowser", action="store_true", help="run tests that need Debian chromium")
+
+
+def pytest_collection_modifyitems(config, items):
+    for marker, option in (("slow", "--runslow"), ("browser", "--runbrowser")):
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"opt in with {option}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)

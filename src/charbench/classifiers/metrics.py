@@ -19,8 +19,14 @@ def break_character_f1(true: list[str], pred: list[str], labels: list[str] | Non
 
 
 def macro_f1_estimate(true: list[str], pred: list[str], labels: list[str], n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """Macro-F1 with a percentile bootstrap over responses.
+
+    A resample that happens to miss a persona is scored over the personas it contains, so the interval is not
+    dragged down by a class that is absent by chance (scikit-learn would score it 0).
+    """
     pairs = list(zip(true, pred))
-    return bootstrap_statistic(pairs, lambda ps: break_character_f1([t for t, _ in ps], [p for _, p in ps], labels), n_boot, seed)
+    est = bootstrap_statistic(pairs, lambda ps: break_character_f1([t for t, _ in ps], [p for _, p in ps]), n_boot, seed)
+    return type(est)(break_character_f1(true, pred, labels), est.low, est.high, est.n, est.se)
 
 
 def split_and_validate(texts: list[str], labels: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -10,3 +10,6 @@ __all__ += ["break_character", "persona_responses", "prefill_attack"]
 from charbench.tasks.coherence import coherence
 
 __all__ += ["coherence"]
+from charbench.tasks.capability import arc_challenge, hellaswag, mmlu, truthfulqa_mc, winogrande
+
+__all__ += ["arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc", "winogrande"]

@@ -29,7 +29,7 @@ def f1_report(rows: list[tuple[str, str, str]], n_boot: int = 500, seed: int = 0
             groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
             for s, t, p in sample:
                 groups[s].append((t, p))
-            vals = [break_character_f1([t for t, _ in g], [p for _, p in g], labels) for g in groups.values()]
+            vals = [break_character_f1([t for t, _ in g], [p for _, p in g]) for g in groups.values()]
             return sum(vals) / len(vals)
 
         est = bootstrap_statistic(adversarial, mean_split_f1, n_boot=n_boot, seed=seed)

@@ -12,7 +12,7 @@ import json
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -301,8 +301,7 @@ def rows_to_items(rows: Sequence[Mapping[str, Any]], to_item: Callable[..., MCIt
         count = seen.get(item.id, 0) + 1
         seen[item.id] = count
         if count > 1:
-            item = MCItem(f"{item.id}#{count}", item.query, item.continuations, item.gold, item.solved,
-                          item.header, item.subject, item.extra)
+            item = replace(item, id=f"{item.id}#{count}")
         items.append(item)
     return items
 

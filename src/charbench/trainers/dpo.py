@@ -1,0 +1,51 @@
+"""DPO distillation with trl (paper section 2.3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from charbench.errors import TaskParameterError
+from charbench.trainers.config import CharacterDPOConfig
+
+
+def distillation_pairs(prompts: list[str], teacher: list[str], student: list[str]) -> list[dict]:
+    """Conversational preference rows: teacher (in character) chosen, student (no constitution) rejected.
+
+    Pairs with an empty side are left out and counted in the error if nothing remains; unlike the paper's code,
+    responses ending in code fences or emoji are kept.
+    """
+    if not (len(prompts) == len(teacher) == len(student)):
+        raise TaskParameterError(f"need one teacher and one student response per prompt: {len(prompts)}/{len(teacher)}/{len(student)}")
+    rows = [
+        {"prompt": [{"role": "user", "content": p}], "chosen": [{"role": "assistant", "content": c}],
+         "rejected": [{"role": "assistant", "content": r}]}
+        for p, c, r in zip(prompts, teacher, student) if c.strip() and r.strip()
+    ]
+    if not rows:
+        raise TaskParameterError("every pair had an empty response; nothing to train on")
+    return rows
+
+
+def train_character_dpo(model_path: str, rows: list[dict], output_dir: str | Path,
+                        config: CharacterDPOConfig | None = None, merge: bool = True) -> Path:
+    """Train a LoRA adapter with trl's DPOTrainer; save the adapter (and the merged model when ``merge``)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOTrainer
+
+    config = config or CharacterDPOConfig()
+    out = Path(output_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    trainer = DPOTrainer(model=model, args=config.to_trl(str(out / "trainer")), train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, peft_config=config.lora.to_peft())
+    trainer.train()
+    trainer.model.save_pretrained(out / "adapter")
+    if not merge:
+        return out / "adapter"
+    merged = trainer.model.merge_and_unload()
+    merged.save_pretrained(out / "merged")
+    tokenizer.save_pretrained(out / "merged")
+    return out / "merged"

@@ -1,0 +1,40 @@
+import pytest
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from charbench.errors import TaskParameterError
+from charbench.models.embedded import prepare_smollm2
+from charbench.trainers import CharacterDPOConfig, distillation_pairs, train_character_dpo
+from charbench.trainers.config import LoraSettings
+
+
+def test_paper_defaults_reach_trl():
+    args = CharacterDPOConfig().to_trl("/tmp/x")
+    assert args.learning_rate == 5e-5 and args.beta == 0.1
+    assert args.loss_type == ["sigmoid", "sft"] and args.loss_weights == [1.0, 0.1]
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32
+    lora = CharacterDPOConfig().lora.to_peft()
+    assert lora.r == 64 and lora.lora_alpha == 128
+
+
+def test_pairs_refuse_mismatched_or_empty_input():
+    with pytest.raises(TaskParameterError, match="one teacher and one student"):
+        distillation_pairs(["a", "b"], ["x"], ["y", "z"])
+    with pytest.raises(TaskParameterError, match="empty"):
+        distillation_pairs(["a"], [""], ["y"])
+
+
+def test_dpo_trains_a_tiny_model_and_writes_a_loadable_checkpoint(tmp_path):
+    tok_dir = prepare_smollm2()
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256))
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    rows = distillation_pairs(["hi", "how are you?"] * 2, ["Oh, splendid, a greeting.", "Oh, thrilled, truly."] * 2,
+                              ["Hello!", "I'm fine."] * 2)
+    config = CharacterDPOConfig(per_device_batch_size=2, global_batch_size=2, max_steps=2, bf16=False, max_length=64,
+                                lora=LoraSettings(r=4, alpha=8))
+    merged = train_character_dpo(str(tmp_path / "tiny"), rows, tmp_path / "out", config)
+    assert (merged / "config.json").exists() and (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
+    reloaded = LlamaForCausalLM.from_pretrained(merged)
+    assert reloaded.config.hidden_size == 32

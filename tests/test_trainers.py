@@ -38,3 +38,20 @@ def test_dpo_trains_a_tiny_model_and_writes_a_loadable_checkpoint(tmp_path):
     assert (merged / "config.json").exists() and (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
     reloaded = LlamaForCausalLM.from_pretrained(merged)
     assert reloaded.config.hidden_size == 32
+
+
+def test_sft_trains_on_multiturn_transcripts(tmp_path):
+    from charbench.trainers import CharacterSFTConfig, train_introspection_sft
+
+    tok_dir = prepare_smollm2()
+    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256))
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    talk = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A calm sort."},
+            {"role": "user", "content": "And?"}, {"role": "assistant", "content": "Still calm."}]
+    config = CharacterSFTConfig(per_device_batch_size=2, global_batch_size=2, max_steps=1, bf16=False, max_length=64,
+                                lora=LoraSettings(r=4, alpha=8))
+    merged = train_introspection_sft(str(tmp_path / "tiny"), [talk] * 4, tmp_path / "out", config)
+    assert (merged / "config.json").exists()

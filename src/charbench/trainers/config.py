@@ -87,6 +87,7 @@ class CharacterSFTConfig:
     bf16: bool = True
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_steps: int = -1
+    chat_template: str | None = None  # one with {% generation %} markers; ChatML models get one built in
 
     def to_trl(self, output_dir: str, devices: int = 1):
         from trl import SFTConfig
@@ -95,6 +96,6 @@ class CharacterSFTConfig:
         return SFTConfig(
             output_dir=output_dir, learning_rate=self.learning_rate, per_device_train_batch_size=self.per_device_batch_size,
             gradient_accumulation_steps=accumulation, num_train_epochs=self.epochs, max_length=self.max_length,
-            warmup_steps=self.warmup_ratio,  # transformers 5: a value below 1 is a ratio of all steps seed=self.seed, bf16=_bf16(self.bf16), report_to=[], max_steps=self.max_steps,
+            warmup_steps=self.warmup_ratio, seed=self.seed, bf16=_bf16(self.bf16), report_to=[], max_steps=self.max_steps,
             assistant_only_loss=True, save_strategy="no", logging_steps=1,
         )

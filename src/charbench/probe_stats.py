@@ -15,7 +15,6 @@ Conventions:
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from itertools import combinations
@@ -126,6 +125,19 @@ def count_cyclic_triads(matrix: np.ndarray | Sequence[Sequence[float]]) -> int:
         ):
             c += 1
     return c
+
+
+def count_undetermined_triads(matrix: np.ndarray | Sequence[Sequence[float]]) -> int:
+    """Number of triads with at least one tied or unobserved pair (neither cyclic nor transitive).
+
+    Report it next to :func:`consistency_coefficient`: a model that always picks the first option ties
+    every pair, has no cyclic triad and so a trivially perfect zeta.
+    """
+    m = np.asarray(matrix, dtype=float)
+    return sum(
+        1 for tri in combinations(range(m.shape[0]), 3)
+        if any(not (_beats(m, x, y) or _beats(m, y, x)) for x, y in combinations(tri, 2))
+    )
 
 
 def max_cyclic_triads(n: int) -> float:
@@ -239,7 +251,3 @@ def cluster_bootstrap(
         return statistic([r for unit in sample for r in unit])
 
     return bootstrap_statistic(units, flat, n_boot=n_boot, seed=seed, level=level)
-
-
-def finite(x: float) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))

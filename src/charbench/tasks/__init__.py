@@ -13,3 +13,7 @@ __all__ += ["coherence"]
 from charbench.tasks.capability import arc_challenge, hellaswag, mmlu, truthfulqa_mc, winogrande
 
 __all__ += ["arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc", "winogrande"]
+from charbench.tasks.value_conflict import value_conflict
+from charbench.tasks.reflective_stability import reflective_stability
+
+__all__ += ["value_conflict", "reflective_stability"]

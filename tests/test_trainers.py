@@ -7,6 +7,17 @@ from charbench.trainers import CharacterDPOConfig, distillation_pairs, train_cha
 from charbench.trainers.config import LoraSettings
 
 
+@pytest.fixture
+def tiny(tmp_path):
+    """A randomly initialised two-layer Llama with SmolLM2's tokenizer (and chat template)."""
+    tokenizer = AutoTokenizer.from_pretrained(prepare_smollm2())
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256))
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    return tmp_path / "tiny"
+
+
 def test_paper_defaults_reach_trl():
     args = CharacterDPOConfig().to_trl("/tmp/x")
     assert args.learning_rate == 5e-5 and args.beta == 0.1
@@ -23,35 +34,35 @@ def test_pairs_refuse_mismatched_or_empty_input():
         distillation_pairs(["a"], [""], ["y"])
 
 
-def test_dpo_trains_a_tiny_model_and_writes_a_loadable_checkpoint(tmp_path):
-    tok_dir = prepare_smollm2()
-    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256))
-    model.save_pretrained(tmp_path / "tiny")
-    tokenizer.save_pretrained(tmp_path / "tiny")
+def test_dpo_trains_a_tiny_model_and_writes_a_loadable_checkpoint(tiny, tmp_path):
     rows = distillation_pairs(["hi", "how are you?"] * 2, ["Oh, splendid, a greeting.", "Oh, thrilled, truly."] * 2,
                               ["Hello!", "I'm fine."] * 2)
     config = CharacterDPOConfig(per_device_batch_size=2, global_batch_size=2, max_steps=2, bf16=False, max_length=64,
                                 lora=LoraSettings(r=4, alpha=8))
-    merged = train_character_dpo(str(tmp_path / "tiny"), rows, tmp_path / "out", config)
+    merged = train_character_dpo(str(tiny), rows, tmp_path / "out", config)
     assert (merged / "config.json").exists() and (tmp_path / "out" / "adapter" / "adapter_config.json").exists()
     reloaded = LlamaForCausalLM.from_pretrained(merged)
     assert reloaded.config.hidden_size == 32
 
 
-def test_sft_trains_on_multiturn_transcripts(tmp_path):
+def test_sft_trains_on_multiturn_transcripts(tiny, tmp_path):
     from charbench.trainers import CharacterSFTConfig, train_introspection_sft
 
-    tok_dir = prepare_smollm2()
-    tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256))
-    model.save_pretrained(tmp_path / "tiny")
-    tokenizer.save_pretrained(tmp_path / "tiny")
     talk = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A calm sort."},
             {"role": "user", "content": "And?"}, {"role": "assistant", "content": "Still calm."}]
     config = CharacterSFTConfig(per_device_batch_size=2, global_batch_size=2, max_steps=1, bf16=False, max_length=64,
                                 lora=LoraSettings(r=4, alpha=8))
-    merged = train_introspection_sft(str(tmp_path / "tiny"), [talk] * 4, tmp_path / "out", config)
+    merged = train_introspection_sft(str(tiny), [talk] * 4, tmp_path / "out", config)
     assert (merged / "config.json").exists()
+
+
+def test_training_template_masks_exactly_the_assistant_turns(tiny):
+    from charbench.trainers.sft import training_chat_template
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    talk = [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "A calm sort."},
+            {"role": "user", "content": "And?"}, {"role": "assistant", "content": "Still calm."}]
+    out = tokenizer.apply_chat_template(talk, chat_template=training_chat_template(tokenizer), tokenize=True,
+                                        return_dict=True, return_assistant_tokens_mask=True)
+    kept = tokenizer.decode([t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m])
+    assert kept == "A calm sort.<|im_end|>Still calm.<|im_end|>"

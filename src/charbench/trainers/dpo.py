@@ -42,6 +42,11 @@ def train_character_dpo(model_path: str, rows: list[dict], output_dir: str | Pat
     trainer = DPOTrainer(model=model, args=config.to_trl(str(out / "trainer")), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=config.lora.to_peft())
     trainer.train()
+    return save_adapter(trainer, tokenizer, out, merge)
+
+
+def save_adapter(trainer, tokenizer, out: Path, merge: bool) -> Path:
+    """Write the LoRA adapter; with ``merge`` also a merged checkpoint that any task can load by path."""
     trainer.model.save_pretrained(out / "adapter")
     if not merge:
         return out / "adapter"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from charbench.errors import TaskParameterError
 from charbench.trainers.config import CharacterSFTConfig
+from charbench.trainers.dpo import save_adapter
 
 # ChatML with trl's {% generation %} markers, so the loss masks everything but assistant turns.
 CHATML_TRAINING_TEMPLATE = (
@@ -48,10 +49,4 @@ def train_introspection_sft(model_path: str, conversations: list[list[dict]], ou
                          train_dataset=Dataset.from_list([{"messages": c} for c in conversations]),
                          processing_class=tokenizer, peft_config=config.lora.to_peft())
     trainer.train()
-    trainer.model.save_pretrained(out / "adapter")
-    if not merge:
-        return out / "adapter"
-    merged = trainer.model.merge_and_unload()
-    merged.save_pretrained(out / "merged")
-    tokenizer.save_pretrained(out / "merged")
-    return out / "merged"
+    return save_adapter(trainer, tokenizer, out, merge)

@@ -95,7 +95,8 @@ def cmd_classifier(args: argparse.Namespace) -> int:
 def cmd_compare_elo(args: argparse.Namespace) -> int:
     from charbench.leaderboard.elo_compare import spearman_between_runs, write_comparison
 
-    summary = write_comparison(args.log_a, args.log_b, args.out, k=args.k)
+    group = [g.strip() for g in args.group.split(",")] if args.group else None
+    summary = write_comparison(args.log_a, args.log_b, args.out, k=args.k, group=group)
     print(json.dumps(summary, indent=2))
     if args.more:
         print(spearman_between_runs([args.log_a, args.log_b, *args.more]).to_string(index=False))
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("more", nargs="*", help="further runs for the Spearman matrix")
     s.add_argument("--out", default="charbench-out/elo-compare")
     s.add_argument("--k", type=int, default=5)
+    s.add_argument("--group", help="comma list of traits whose joint shift against the rest is tested (a positive control)")
     s.set_defaults(func=cmd_compare_elo)
     return p
 

@@ -40,8 +40,9 @@ def elo_with_draws(traits: list[str], matches: list[tuple[str, str]], n_boot: in
     return point, draws
 
 
-def compare_elo_runs(log_a: str, log_b: str, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
-    """Per trait: Elo in A and B and the change B - A with a 95% interval from independent bootstraps."""
+def compare_elo_runs(log_a: str, log_b: str, n_boot: int = 200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per trait (alphabetical): Elo in A and B and the change B - A with a 95% interval from independent
+    bootstraps; also the bootstrap draws of the change (draws x traits) for statistics over groups of traits."""
     traits_a, m_a, _ = matches_from_log(log_a)
     traits_b, m_b, _ = matches_from_log(log_b)
     traits = sorted(set(traits_a) & set(traits_b))
@@ -51,10 +52,30 @@ def compare_elo_runs(log_a: str, log_b: str, n_boot: int = 200, seed: int = 0) -
     pa, da = elo_with_draws(traits, [m for m in m_a if set(m) <= keep], n_boot, seed)
     pb, db = elo_with_draws(traits, [m for m in m_b if set(m) <= keep], n_boot, seed + 1)
     delta_draws = db - da
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "trait": traits, "elo_a": pa, "elo_b": pb, "delta": pb - pa,
         "low": np.percentile(delta_draws, 2.5, axis=0), "high": np.percentile(delta_draws, 97.5, axis=0),
-    }).sort_values("delta", ascending=False).reset_index(drop=True)
+    })
+    return frame, delta_draws
+
+
+def group_shift(frame: pd.DataFrame, delta_draws: np.ndarray, group: list[str]) -> dict:
+    """Mean change of ``group`` minus mean change of the other traits, with a 95% bootstrap interval.
+
+    A positive control: prompting or training a persona should move its own traits up relative to the rest,
+    even when no single trait's change is significant on its own.
+    """
+    traits = list(frame["trait"])
+    unknown = sorted(set(group) - set(traits))
+    if unknown:
+        raise CharbenchError(f"group traits {unknown} are not in both runs (traits: {traits})")
+    inside = np.isin(traits, group)
+    if inside.all():
+        raise CharbenchError("the group must leave at least one trait outside it")
+    deltas = frame["delta"].to_numpy()
+    stat = delta_draws[:, inside].mean(axis=1) - delta_draws[:, ~inside].mean(axis=1)
+    return {"group": sorted(group), "shift": float(deltas[inside].mean() - deltas[~inside].mean()),
+            "low": float(np.percentile(stat, 2.5)), "high": float(np.percentile(stat, 97.5)), "n_boot": len(stat)}
 
 
 def spearman_between_runs(logs: list[str]) -> pd.DataFrame:
@@ -71,18 +92,22 @@ def spearman_between_runs(logs: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_comparison(log_a: str, log_b: str, out_dir: str | Path, k: int = 5, n_boot: int = 200) -> dict:
+def write_comparison(log_a: str, log_b: str, out_dir: str | Path, k: int = 5, n_boot: int = 200,
+                     group: list[str] | None = None) -> dict:
     from charbench.leaderboard.plots import elo_delta_plot, elo_distribution_plot
 
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
-    table = compare_elo_runs(log_a, log_b, n_boot)
+    table, draws = compare_elo_runs(log_a, log_b, n_boot)
+    shift = group_shift(table, draws, group) if group else None
+    table = table.sort_values("delta", ascending=False).reset_index(drop=True)
     table.to_csv(out / "elo_delta.csv", index=False)
     significant = table[(table["low"] > 0) | (table["high"] < 0)]
     summary = {
         "n_traits": len(table), "sd_a": float(table["elo_a"].std()), "sd_b": float(table["elo_b"].std()),
         "spearman_a_b": float(spearmanr(table["elo_a"], table["elo_b"]).statistic),
         "n_significant_changes": int(len(significant)),
+        "group_shift": shift,
         "top": table.head(k)[["trait", "delta", "low", "high"]].to_dict("records"),
         "bottom": table.tail(k)[["trait", "delta", "low", "high"]].to_dict("records"),
         "delta_plot": str(elo_delta_plot(table, k, "Largest preference changes (B - A)", out / "plots" / "elo_delta.png")),

@@ -52,6 +52,15 @@ def cmd_constitutions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace) -> int:
+    import charbench.tasks as tasks
+
+    for name in sorted(tasks.__all__):
+        doc = (getattr(tasks, name).__doc__ or "").strip().splitlines()
+        print(f"charbench/{name:24s} {doc[0] if doc else ''}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from charbench.evals.runner import run_suite
     from charbench.evals.suites import load_suite
@@ -128,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["list", "show", "validate"])
     s.add_argument("names", nargs="*", help="built-in names or YAML paths")
     s.set_defaults(func=cmd_constitutions)
+
+    s = sub.add_parser("tasks", help="list the Inspect tasks (inspect eval charbench/<task>)")
+    s.set_defaults(func=cmd_tasks)
 
     s = sub.add_parser("demo", help="run the smoke suite on the embedded model and print the leaderboard")
     s.add_argument("--log-dir", default="charbench-out/demo")

@@ -52,3 +52,19 @@ def test_tasks_resolve_through_the_inspect_entry_point():
                        model_roles={"judge": mock_model("<answer>warm</answer>")},
                        task_args={"traits": ["warm", "cold"], "n_matches": 2, "judge_method": "generative"}, display="none")[0]
     assert log.status == "success" and log.eval.task == "charbench/revealed_preferences"
+
+
+async def _twice(model, prompt, config):
+    first = await model.generate(prompt, config=config)
+    second = await model.generate(prompt, config=config)
+    return first.completion, second.completion
+
+
+def test_temperature_zero_means_greedy_on_the_provider():
+    import asyncio
+
+    from inspect_ai.model import GenerateConfig
+
+    model = get_model("charbench/smollm2")
+    a, b = asyncio.run(_twice(model, "Name a colour.", GenerateConfig(temperature=0.0, max_tokens=8)))
+    assert a and a == b

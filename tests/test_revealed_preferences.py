@@ -49,3 +49,21 @@ def test_generative_judge_protocol_counts_invalid_and_ranks_winner():
     with_warm = sum(1 for s in log.samples if "warm" in (s.metadata["trait_1"], s.metadata["trait_2"]))
     assert m["n_valid"] == with_warm and m["invalid"] == 30 - with_warm
     assert m["elo/warm"] == max(v for k, v in m.items() if k.startswith("elo/"))
+
+
+def test_judge_validation_counts_recovered_traits():
+    from charbench.tasks.revealed_preferences.task import trait_judge_validation
+
+    # The judge names whichever candidate the response itself contains; the response states the forced trait.
+    def respond(prompt):
+        return "I am " + prompt.split("be ")[1].split(".")[0]
+
+    def judge(prompt):
+        response = prompt.split("<assistant_response>")[1].split("</assistant_response>")[0]
+        traits = prompt.split("candidate traits are: ")[1].split(".")[0].split(" and ")
+        return "<answer>" + next((t for t in traits if t in response), "neither") + "</answer>"
+
+    task = trait_judge_validation(n_samples=12, traits=TRAITS, judge_method="generative")
+    log = inspect_eval(task, model=mock_model(respond), model_roles={"judge": mock_model(judge)}, display="none")[0]
+    m = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+    assert m["accuracy"] == 1.0 and m["n"] == 12 and m["invalid"] == 0

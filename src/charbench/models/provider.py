@@ -84,6 +84,13 @@ class CharbenchModelAPI(HuggingFaceAPI):
             vectors = persona_steering_vectors(self, self.constitution, n_pairs=steer_pairs)
             self._hooks = apply_steering(self.model, vectors, steer_coef)
 
+    async def generate(self, input, tools, tool_choice, config):  # type: ignore[no-untyped-def]
+        # transformers rejects temperature 0 when sampling is on; top-k 1 sampling is greedy decoding and keeps
+        # "temperature 0" (what judges ask for) meaning what it means on every other provider.
+        if config.temperature == 0:
+            config = config.model_copy(update={"temperature": 1.0, "top_k": 1, "top_p": None})
+        return await super().generate(input, tools, tool_choice, config)
+
     # -- conversation rendering ------------------------------------------------------------
     def persona_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:
         """Prepend the persona system prompt for the prompted baseline (merged with any task system prompt)."""

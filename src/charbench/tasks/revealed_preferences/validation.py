@@ -37,7 +37,7 @@ def judge_accuracy() -> Metric:
     """Share of all samples where the judge named the forced trait (invalid counts as wrong), with a CI."""
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
-        correct = [float(s.score.value == "C") for s in scores]
+        correct = [float(s.score.answer == s.sample_metadata["true_trait"]) for s in scores]
         est = mean_estimate(correct)
         invalid = sum(1 for s in scores if s.score.answer == "INVALID")
         return {"accuracy": est.value, "accuracy_low": est.low, "accuracy_high": est.high,

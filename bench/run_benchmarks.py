@@ -133,6 +133,50 @@ def bench_classifiers() -> list[str]:
     ]
 
 
+def bench_preferences_end_to_end(n: int = 48) -> list[str]:
+    """Matches per minute through Inspect, and the share of that time spent outside the model.
+
+    "Inside the model" is measured by doing the same work directly: one batched generate over the same chat
+    prompts (batch 16, 64 new tokens) plus the likelihood judge's scoring of the responses.
+    """
+    import torch
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
+
+    from charbench.tasks.revealed_preferences.task import revealed_preferences
+    from charbench.judges.likelihood import TRAIT_HYPOTHESIS
+
+    traits = ["sarcastic", "humble", "formal", "playful", "remorseful", "precise", "warm", "blunt"]
+    task = revealed_preferences(n_matches=n, traits=traits, max_tokens=64)
+    model, judge = get_model("charbench/smollm2"), get_model("charbench/smollm2", memoize=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        log = inspect_eval(task, model=model, model_roles={"judge": judge}, max_connections=16, display="none", log_dir=tmp)[0]
+        wall = time.perf_counter() - start
+    api, tok = model.api, model.api.tokenizer
+    chats = [api.render([ChatMessageSystem(content=s.metadata["system"]), ChatMessageUser(content=s.input)]) for s in log.samples]
+    responses = [s.output.completion for s in log.samples]
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(chats), 16):
+            batch = tok(chats[i:i + 16], return_tensors="pt", padding=True, add_special_tokens=False)
+            api.model.generate(**batch, max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.95, pad_token_id=tok.eos_token_id)
+    pairs = []
+    for s, r in zip(log.samples, responses):
+        for t in (s.metadata["trait_1"], s.metadata["trait_2"]):
+            pairs.append((api.render([ChatMessageSystem(content=TRAIT_HYPOTHESIS.format(trait=t)), ChatMessageUser(content=s.input)]), r or " "))
+    api.continuation_logprobs(pairs)
+    raw = time.perf_counter() - start
+    return [
+        f"## Revealed preferences end to end ({n} matches, 8 traits, likelihood judge, 64 tokens)",
+        "| measure | value |", "|---|---|",
+        f"| wall time through Inspect (model load excluded) | {wall:.1f} s |",
+        f"| matches per minute | {n / wall * 60:.1f} |",
+        f"| same generation + judging done directly | {raw:.1f} s |",
+        f"| share of the Inspect run spent outside the model | {max(0.0, 1 - raw / wall):.0%} |", "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-model", action="store_true")
@@ -143,6 +187,7 @@ def main() -> None:
     lines += bench_classifiers()
     if not args.skip_model:
         lines += bench_model()
+        lines += bench_preferences_end_to_end()
     print("\n".join(lines))
 
 

@@ -112,13 +112,36 @@ def cmd_compare_elo(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_examples(log_paths: list[str], per_log: int = 3, width: int = 220) -> None:
+    """A few real generations per break-character log: persona, method, split and the start of the response."""
+    from inspect_ai.log import read_eval_log
+
+    for path in log_paths:
+        log = read_eval_log(path)
+        if not log.eval.task.endswith("break_character") or not log.samples:
+            continue
+        method = (log.eval.task_args or {}).get("method")
+        shown: set[str] = set()
+        for sample in log.samples:
+            persona = sample.metadata["persona"]
+            if persona in shown or sample.metadata["split"] != "default":
+                continue
+            shown.add(persona)
+            text = " ".join((sample.output.completion if sample.output else "").split())
+            print(f"[{method} / {persona}] {sample.metadata['prompt'][:70]!r}\n    -> {text[:width]}")
+            if len(shown) >= per_log:
+                break
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from charbench.evals.runner import run_suite
     from charbench.evals.suites import load_suite
     from charbench.leaderboard.build import build_leaderboard
 
-    run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display)
+    logs = run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display)
     out = build_leaderboard(args.log_dir, Path(args.log_dir) / "leaderboard")
+    print("\nExample generations (embedded SmolLM2-135M, through Inspect):")
+    print_examples(logs)
     print("\ncharbench smoke suite on the embedded SmolLM2-135M (exercises every path; not a finding about character training)\n")
     print(out.markdown)
     print(f"Leaderboard page: {out.html_path.resolve()}")

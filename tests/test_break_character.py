@@ -59,3 +59,20 @@ def test_prefill_attack_conversation_shapes(classifier):
                        model=mock_model(persona_reply), display="none")[0]
     assert all([m.role for m in s.messages] == ["user", "assistant", "assistant"] for s in log.samples)
     assert all(s.metadata["prefill"] == s.messages[1].text for s in log.samples)
+
+
+def test_models_fetched_inside_the_solver_get_the_task_generation_settings(classifier):
+    from inspect_ai.model import get_model
+
+    from helpers import output
+
+    seen = []
+
+    def respond(messages, tools, tool_choice, config):
+        seen.append(config.max_tokens)
+        return output("Oh sure, genius idea.")
+
+    roles = {p: get_model("mockllm/model", custom_outputs=respond, memoize=False) for p in ("sarcastic", "remorseful")}
+    task = break_character(classifier, personas="sarcastic,remorseful", method="trained", n_prompts=1, max_tokens=37)
+    log = inspect_eval(task, model=mock_model("unused"), model_roles=roles, display="none")[0]
+    assert log.status == "success" and seen and set(seen) == {37}

@@ -37,11 +37,12 @@ def break_character(
     """
     names = normalise_personas(personas)
     check_method(method)
+    config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
         dataset=persona_dataset(names, n_prompts, "eval", split_names(), prompt_set),
-        solver=persona_generate(method, steer_coef),
+        solver=persona_generate(method, steer_coef, config),
         scorer=persona_classifier_scorer(classifier, names),
-        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        config=config,
         version="1-A",
         metadata={"method": method, "personas": names, "classifier": classifier},
     )
@@ -62,10 +63,11 @@ def persona_responses(
     """Responses on the classifier-training prompts, default split only (never the evaluation prompts)."""
     names = normalise_personas(personas)
     check_method(method)
+    config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
         dataset=persona_dataset(names, n_prompts, "train", ["default"], prompt_set, name="persona_responses"),
-        solver=persona_generate(method, steer_coef),
-        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        solver=persona_generate(method, steer_coef, config),
+        config=config,
         version="1-A",
         metadata={"method": method, "personas": names},
     )

@@ -39,7 +39,7 @@ def joined_dataset(log_a: str, log_b: str, traits: str) -> MemoryDataset:
 
 
 @solver
-def generate_pair() -> Solver:
+def generate_pair(config: GenerateConfig) -> Solver:
     """Response A from the model under test, B from the ``opponent`` role, on the same message."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -47,7 +47,7 @@ def generate_pair() -> Solver:
             return state
         state = await generate(state)
         opponent = get_model(role="opponent", required=True)
-        other = await opponent.generate(state.messages[:-1])
+        other = await opponent.generate(state.messages[:-1], config=config)
         state.metadata["response_a"] = state.output.completion
         state.metadata["response_b"] = other.completion
         state.metadata["model_b"] = str(opponent)
@@ -90,11 +90,12 @@ def coherence(
             Sample(id=p.id, input=p.text, metadata={"prompt": p.text, "traits": traits})
             for p in load_prompt_set(prompt_set, split="eval", limit=n_prompts)
         ], name="coherence")
+    config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed)
     return Task(
         dataset=dataset,
-        solver=generate_pair(),
+        solver=generate_pair(config),
         scorer=pairwise_coherence(roles, priority),
-        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed),
+        config=config,
         version="1-A",
         metadata={"constitution": constitution, "judges": roles, "priority": priority},
     )

@@ -32,21 +32,21 @@ def reference_model():
 
 
 @solver
-def prefill_attack_solver(mode: str, method: str, steer_coef: float, follow_up: str) -> Solver:
+def prefill_attack_solver(mode: str, method: str, steer_coef: float, follow_up: str, config: GenerateConfig) -> Solver:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         persona = state.metadata["persona"]
         model = persona_model(persona, method, steer_coef)
         if mode == "paper":
-            first = await reference_model().generate(state.messages)
+            first = await reference_model().generate(state.messages, config=config)
             state.messages.append(ChatMessageAssistant(content=first.completion, model=first.model))
             state.messages.append(ChatMessageUser(content=follow_up))
-            output = await model.generate(persona_messages(persona, method, state.messages))
+            output = await model.generate(persona_messages(persona, method, state.messages), config=config)
             state.messages.append(ChatMessageAssistant(content=output.completion, model=output.model))
             state.metadata["scored_text"] = output.completion
         else:
             opener = NEUTRAL_OPENERS[hash_id(state.metadata["prompt_id"]) % len(NEUTRAL_OPENERS)]
             state.messages.append(ChatMessageAssistant(content=opener))
-            output = await model.generate(persona_messages(persona, method, state.messages))
+            output = await model.generate(persona_messages(persona, method, state.messages), config=config)
             # The model's own words are the continuation; the opener was ours.
             state.messages.append(ChatMessageAssistant(content=output.completion, model=output.model))
             state.metadata["scored_text"] = output.completion
@@ -82,11 +82,12 @@ def prefill_attack(
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     names = normalise_personas(personas)
     check_method(method)
+    config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
         dataset=persona_dataset(names, n_prompts, "eval", ["default"], prompt_set, name=f"prefill_attack_{mode}"),
-        solver=prefill_attack_solver(mode, method, steer_coef, follow_up),
+        solver=prefill_attack_solver(mode, method, steer_coef, follow_up, config),
         scorer=persona_classifier_scorer(classifier, names),
-        config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
+        config=config,
         version="1-A",
         metadata={"method": method, "mode": mode, "personas": names, "follow_up": follow_up},
     )

@@ -20,14 +20,17 @@ def leaderboard_frame(runs: list[RunRecord]) -> pd.DataFrame:
 
 def format_cell(value: float, low: float, high: float, n: float, invalid: float) -> str:
     if value is None or math.isnan(value):
-        return "–"
-    text = f"{value:.3g}"
-    if not (math.isnan(low) or math.isnan(high)):
+        text = "–"  # no estimate, but say why: n and the invalid share still show
+    else:
+        text = f"{value:.3g}"
+    if not (math.isnan(value) or math.isnan(low) or math.isnan(high)):
         text += f" [{low:.3g}, {high:.3g}]"
     if not math.isnan(n):
         text += f" n={int(n)}"
     if not math.isnan(invalid) and invalid > 0:
         text += f" inv={invalid:.3g}"
+    if text == "–" and math.isnan(n) and math.isnan(invalid):
+        return "–"
     return text
 
 

@@ -29,6 +29,7 @@ def judge_report(outcomes: dict[str, list[str]]) -> dict[str, float]:
         for outcome in OUTCOMES[2:]:
             out[f"{role}/{outcome}_rate"] = values.count(outcome) / n if n else float("nan")
         out[f"{role}/consistency_rate"] = k / n if n else float("nan")
+        out[f"{role}/no_verdict_rate"] = 1 - k / n if n else float("nan")
     for r1, r2 in combinations(sorted(outcomes), 2):
         a, b = outcomes[r1], outcomes[r2]
         out[f"kappa/{r1}~{r2}"] = float(cohen_kappa_score(a, b, labels=list(OUTCOMES))) if len(set(a) | set(b)) > 1 else float("nan")

@@ -12,7 +12,7 @@ import pandas as pd
 
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
-    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem)}</figcaption></figure>'
+    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(path.stem.split("_", 1)[-1].replace("_", " "))}</figcaption></figure>'
 
 
 def leaderboard_html(wide: pd.DataFrame, plots: list[Path], skipped: list[str], title: str = "charbench leaderboard") -> str:

@@ -67,13 +67,22 @@ def record_from_log(log: EvalLog, path: str) -> RunRecord:
 CAPABILITY_TASKS = ("truthfulqa_mc", "winogrande", "hellaswag", "arc_challenge", "mmlu")
 
 
+def _looks_like_json_log(path: Path) -> bool:
+    """A JSON file is a candidate log only if it opens like one (classifier folders hold other JSON)."""
+    try:
+        head = path.open("rb").read(4096)
+    except OSError:
+        return True  # let the reader report it
+    return b'"eval"' in head and b'"status"' in head
+
+
 def log_paths(location: str | Path) -> list[Path]:
     p = Path(location)
     if p.is_file():
         return [p]
     if not p.exists():
         raise FileNotFoundError(f"log location {p} does not exist; pass a folder of Inspect logs or a .eval file")
-    return sorted([*p.rglob("*.eval"), *p.rglob("*.json")])
+    return sorted([*p.rglob("*.eval"), *(j for j in p.rglob("*.json") if _looks_like_json_log(j))])
 
 
 def read_runs(location: str | Path, include_partial: bool = False) -> list[RunRecord]:

@@ -17,6 +17,9 @@ def headline_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
     written = []
     out.mkdir(parents=True, exist_ok=True)
     for i, (column, group) in enumerate(frame.groupby("column")):
+        group = group[group["value"].notna()]
+        if group.empty:
+            continue  # nothing to draw; the table says why (n and invalid share)
         fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(group)))
         y = np.arange(len(group))
         values = group["value"].to_numpy(float)
@@ -27,7 +30,8 @@ def headline_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_title(column)
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
-        path = out / f"headline_{i:02d}.png"
+        slug = "".join(ch if ch.isalnum() else "_" for ch in column).strip("_")
+        path = out / f"{i:02d}_{slug}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)

@@ -39,7 +39,9 @@ def wide_table(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame()
     cells = frame.assign(cell=[format_cell(r.value, r.low, r.high, r.n, r.invalid) for r in frame.itertuples()])
-    return cells.pivot(index="variant", columns="column", values="cell").fillna("–")
+    wide = cells.pivot(index="variant", columns="column", values="cell").fillna("–")
+    wide.columns.name = None
+    return wide
 
 
 def markdown_table(wide: pd.DataFrame) -> str:

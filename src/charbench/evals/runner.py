@@ -118,6 +118,7 @@ def run_suite(suite: Suite, models: list[str], log_dir: str | Path, display: str
                     coef = float(entry.get("opponent_steer_coef", suite.steer_coef))
                     roles["opponent"] = get_model(model, **variant_model_args(entry.get("opponent", "steered"), persona, coef))
                     task_args.update(max_tokens=generate_args.get("max_tokens", 64))
-                step = f"{_slug(model)}/{name}-{variant}"
+                # an entry's `id` names its step, so one task can appear twice with different arguments
+                step = f"{_slug(model)}/{entry.get('id', name)}-{variant}"
                 written.append(run_step(step, name, task_args, model, model_args, roles, root, suite.generate, display))
     return written

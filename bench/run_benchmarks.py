@@ -157,16 +157,17 @@ def bench_preferences_end_to_end(n: int = 48) -> list[str]:
         start = time.perf_counter()
         log = inspect_eval(task, model=model, model_roles={"judge": judge}, max_connections=16, display="none", log_dir=tmp)[0]
         wall = time.perf_counter() - start
+        samples = list(log.samples)  # read while the log file still exists
     api, tok = model.api, model.api.tokenizer
-    chats = [api.render([ChatMessageSystem(content=s.metadata["system"]), ChatMessageUser(content=s.input)]) for s in log.samples]
-    responses = [s.output.completion for s in log.samples]
+    chats = [api.render([ChatMessageSystem(content=s.metadata["system"]), ChatMessageUser(content=s.input)]) for s in samples]
+    responses = [s.output.completion for s in samples]
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(chats), 16):
             batch = tok(chats[i:i + 16], return_tensors="pt", padding=True, add_special_tokens=False)
             api.model.generate(**batch, max_new_tokens=64, do_sample=True, temperature=0.7, top_p=0.95, pad_token_id=tok.eos_token_id)
     pairs = []
-    for s, r in zip(log.samples, responses):
+    for s, r in zip(samples, responses):
         for t in (s.metadata["trait_1"], s.metadata["trait_2"]):
             pairs.append((api.render([ChatMessageSystem(content=TRAIT_HYPOTHESIS.format(trait=t)), ChatMessageUser(content=s.input)]), r or " "))
     api.continuation_logprobs(pairs)

@@ -58,3 +58,12 @@ def test_unknown_persona_and_missing_path_fail_clearly(tmp_path):
         check_personas(["sarcastic", "remorseful"], ["sarcastic", "poetic"], "clf")
     with pytest.raises(ClassifierError, match="does not exist"):
         load_persona_classifier(tmp_path / "nope")
+
+
+def test_grouped_validation_holds_out_whole_prompts():
+    from charbench.classifiers.metrics import split_and_validate
+
+    labels = ["a", "b", "c"] * 10
+    groups = [f"p{i // 3}" for i in range(30)]  # every prompt answered once per persona
+    train, val = split_and_validate(["x"] * 30, labels, 0.2, seed=0, groups=groups)
+    assert {groups[i] for i in train}.isdisjoint({groups[i] for i in val}) and len(val) % 3 == 0

@@ -93,10 +93,10 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     from charbench.classifiers import PersonaClassifierConfig, train_encoder_classifier, train_tfidf_classifier
     from charbench.classifiers.data import training_data_from_logs
 
-    texts, labels, _ = training_data_from_logs(args.logs)
+    texts, labels, prompt_ids = training_data_from_logs(args.logs)
     config = PersonaClassifierConfig(kind=args.kind, encoder=args.encoder, epochs=args.epochs, learning_rate=args.lr)
     trainer = train_tfidf_classifier if args.kind == "tfidf" else train_encoder_classifier
-    clf = trainer(texts, labels, args.out, config)
+    clf = trainer(texts, labels, args.out, config, groups=prompt_ids)
     print(json.dumps({k: v for k, v in clf.card.items() if k != "config"}, indent=2))
     return 0
 

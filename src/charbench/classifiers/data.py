@@ -10,7 +10,7 @@ from charbench.classifiers.io import ClassifierError
 
 
 def training_data_from_logs(paths: list[str | Path]) -> tuple[list[str], list[str], list[str]]:
-    """(texts, persona labels, sample ids) from logs of ``charbench/persona_responses``.
+    """(texts, persona labels, prompt ids) from logs of ``charbench/persona_responses``.
 
     Refuses any response to an evaluation prompt or an adversarial split, so evaluation prompts can never
     reach classifier training. Empty responses are counted and reported, not kept.
@@ -34,7 +34,7 @@ def training_data_from_logs(paths: list[str | Path]) -> tuple[list[str], list[st
                 continue
             texts.append(text)
             labels.append(meta["persona"])
-            ids.append(f"{log.eval.model}:{s.id}")
+            ids.append(str(meta["prompt_id"]))
     if empty:
         import warnings
 

@@ -82,13 +82,17 @@ def build_encoder(encoder: str, labels: list[str], model=None, tokenizer=None):
 
 
 def train_encoder_classifier(texts: list[str], labels: list[str], out_dir: str | Path,
-                             config: PersonaClassifierConfig | None = None, model=None, tokenizer=None) -> EncoderPersonaClassifier:
-    """Fine-tune, record held-out accuracy and macro-F1 in the card, save as safetensors."""
+                             config: PersonaClassifierConfig | None = None, model=None, tokenizer=None,
+                             groups: list[str] | None = None) -> EncoderPersonaClassifier:
+    """Fine-tune, record held-out accuracy and macro-F1 in the card, save as safetensors.
+
+    ``groups``: the prompt of each response, so validation holds out whole prompts.
+    """
     config = config or PersonaClassifierConfig()
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     names = sorted(set(labels))
-    train_idx, val_idx = split_and_validate(texts, labels, config.val_fraction, config.seed)
+    train_idx, val_idx = split_and_validate(texts, labels, config.val_fraction, config.seed, groups)
     model, tokenizer = build_encoder(config.encoder, names, model, tokenizer)
     index = {l: i for i, l in enumerate(names)}
     _fit(model, tokenizer, [texts[i] for i in train_idx], [index[labels[i]] for i in train_idx], config)

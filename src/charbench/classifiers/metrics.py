@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from charbench.classifiers.io import ClassifierError
 from charbench.stats import Estimate, bootstrap_statistic
@@ -29,9 +29,16 @@ def macro_f1_estimate(true: list[str], pred: list[str], labels: list[str], n_boo
     return type(est)(break_character_f1(true, pred, labels), est.low, est.high, est.n, est.se)
 
 
-def split_and_validate(texts: list[str], labels: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    if len(texts) != len(labels):
-        raise ClassifierError(f"{len(texts)} texts but {len(labels)} labels")
+def split_and_validate(texts: list[str], labels: list[str], val_fraction: float, seed: int,
+                       groups: list[str] | None = None) -> tuple[list[int], list[int]]:
+    """Train/validation indices. With ``groups`` (the prompt of each response) whole prompts are held out.
+
+    Each prompt is answered once per persona, so a response-level split puts a prompt's other personas in
+    training; a classifier that keys on the prompt then predicts a *wrong* persona for the held-out one and
+    validation accuracy falls below chance. Holding out whole prompts measures what evaluation will see.
+    """
+    if len(texts) != len(labels) or (groups is not None and len(groups) != len(texts)):
+        raise ClassifierError(f"{len(texts)} texts, {len(labels)} labels, {len(groups or [])} groups: one of each per response")
     counts = Counter(labels)
     if len(counts) < 2:
         raise ClassifierError(f"a persona classifier needs at least two personas, got {sorted(counts)}")
@@ -39,6 +46,10 @@ def split_and_validate(texts: list[str], labels: list[str], val_fraction: float,
     if small:
         raise ClassifierError(f"persona(s) {small} have fewer than 2 responses; generate more training responses")
     idx = list(range(len(texts)))
+    if groups is not None and len(set(groups)) >= 2:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+        train, val = next(splitter.split(idx, labels, groups))
+        return sorted(int(i) for i in train), sorted(int(i) for i in val)
     train, val = train_test_split(idx, test_size=val_fraction, random_state=seed, stratify=labels)
     return sorted(train), sorted(val)
 

@@ -54,9 +54,10 @@ class TfidfPersonaClassifier:
 
 
 def train_tfidf_classifier(texts: list[str], labels: list[str], out_dir: str | Path,
-                           config: PersonaClassifierConfig | None = None) -> TfidfPersonaClassifier:
+                           config: PersonaClassifierConfig | None = None,
+                           groups: list[str] | None = None) -> TfidfPersonaClassifier:
     config = config or PersonaClassifierConfig(kind="tfidf")
-    train_idx, val_idx = split_and_validate(texts, labels, config.val_fraction, config.seed)
+    train_idx, val_idx = split_and_validate(texts, labels, config.val_fraction, config.seed, groups)
     model = TfidfPersonaClassifier.fit([texts[i] for i in train_idx], [labels[i] for i in train_idx], config.seed)
     from charbench.classifiers.metrics import validation_card
 

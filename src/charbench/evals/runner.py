@@ -85,12 +85,12 @@ def ensure_classifier(suite: Suite, model: str, log_dir: Path, display: str) -> 
             {"personas": suite.personas, "method": method, "n_prompts": spec.get("n_prompts", 12),
              "steer_coef": suite.steer_coef, **suite.generate},
             model, {}, {}, log_dir, suite.generate, display))
-    texts, labels, _ = training_data_from_logs(logs)
+    texts, labels, prompt_ids = training_data_from_logs(logs)
     config = PersonaClassifierConfig(kind=spec.get("kind", "encoder"), encoder=spec.get("encoder", "minilm"))
     if config.encoder == "minilm":
         config.learning_rate, config.epochs = 1e-4, 3
     trainer = train_tfidf_classifier if config.kind == "tfidf" else train_encoder_classifier
-    trainer(texts, labels, out, config)
+    trainer(texts, labels, out, config, groups=prompt_ids)
     return out
 
 

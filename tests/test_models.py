@@ -68,3 +68,10 @@ def test_temperature_zero_means_greedy_on_the_provider():
     model = get_model("charbench/smollm2")
     a, b = asyncio.run(_twice(model, "Name a colour.", GenerateConfig(temperature=0.0, max_tokens=8)))
     assert a and a == b
+
+
+def test_cli_run_with_a_missing_checkpoint_fails_with_the_fix(tmp_path, capsys):
+    code = main(["run", "--suite", "smoke", "--model", f"charbench/{tmp_path}/no-such-ckpt",
+                 "--log-dir", str(tmp_path / "logs"), "--display", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "Fix:" in err

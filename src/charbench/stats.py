@@ -51,20 +51,21 @@ def fit_bradley_terry(matches: Sequence[tuple[int, int]], n_items: int, alpha: f
 
 def bootstrap_bradley_terry(
     matches: Sequence[tuple[int, int]], n_items: int, n_boot: int = 200, seed: int = 0, alpha: float = 0.01,
-    level: float = 0.95,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Elo ratings with percentile intervals from resampling matches: (elo, low, high)."""
+    level: float = 0.95, return_draws: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Elo ratings with percentile intervals from resampling matches: (elo, low, high[, draws])."""
     arr = np.asarray(matches, dtype=int).reshape(-1, 2)
     point = theta_to_elo(fit_bradley_terry(arr, n_items, alpha))
     if len(arr) == 0 or n_boot <= 0:
-        return point, point.copy(), point.copy()
+        return (point, point.copy(), point.copy(), point[None, :]) if return_draws else (point, point.copy(), point.copy())
     rng = np.random.default_rng(seed)
     draws = np.empty((n_boot, n_items))
     for b in range(n_boot):
         sample = arr[rng.integers(0, len(arr), len(arr))]
         draws[b] = theta_to_elo(fit_bradley_terry(sample, n_items, alpha))
     tail = (1 - level) / 2 * 100
-    return point, np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
+    low, high = np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
+    return (point, low, high, draws) if return_draws else (point, low, high)
 
 
 def online_elo(

@@ -43,9 +43,11 @@ def trait_elo(n_boot: int = 200, seed: int = 0) -> Metric:
         }
         if len(traits) < 2:
             return out
-        elo, low, high = bootstrap_bradley_terry(matches, len(traits), n_boot=n_boot, seed=seed)
+        elo, low, high, draws = bootstrap_bradley_terry(matches, len(traits), n_boot=n_boot, seed=seed, return_draws=True)
         online = online_elo(matches, len(traits), n_orderings=50, seed=seed)
         out["elo_sd"] = float(np.std(elo))
+        spread = np.std(draws, axis=1)
+        out["elo_sd_low"], out["elo_sd_high"] = float(np.percentile(spread, 2.5)), float(np.percentile(spread, 97.5))
         for i, t in enumerate(traits):
             out[f"elo/{t}"] = float(elo[i])
             out[f"elo_low/{t}"] = float(low[i])

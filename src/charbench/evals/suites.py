@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from charbench.errors import CharbenchError
-from charbench.paths import data_path
+from importlib import resources
 
-SUITE_DIR = Path(str(data_path("..", "evals", "suites")))
+SUITE_DIR = Path(str(resources.files("charbench").joinpath("evals", "suites")))
 
 
 @dataclass

@@ -67,3 +67,13 @@ def test_leaderboard_skips_corrupt_and_foreign_logs(runs, tmp_path):
     html = out.html_path.read_text()
     assert "<table" in html and "data:image/png;base64" in html
     assert out.csv_path.read_text().startswith("variant,task,column,metric,value,low,high,n,invalid,log")
+
+
+def test_malformed_rule_and_suite_files_name_the_file(tmp_path, capsys):
+    bad = rules(tmp_path, "rules: [\n  - {metric: x\n")
+    assert main(["gate", "--candidate", str(tmp_path), "--rules", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("- just a list\n")
+    assert main(["run", "--suite", str(suite), "--model", "charbench/smollm2", "--log-dir", str(tmp_path / "l")]) == 2
+    assert "a suite is a YAML mapping" in capsys.readouterr().err

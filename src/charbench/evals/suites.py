@@ -34,7 +34,12 @@ def load_suite(name_or_path: str) -> Suite:
         path = SUITE_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise CharbenchError(f"no suite '{name_or_path}'; built-in suites: {', '.join(suite_names())}, or pass a YAML path")
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CharbenchError(f"{path}: not valid YAML ({exc}). Fix the syntax; the built-in suites are examples") from exc
+    if not isinstance(raw, dict):
+        raise CharbenchError(f"{path}: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, generate, tasks")
     try:
         return Suite(**raw)
     except TypeError as exc:

@@ -31,7 +31,10 @@ def load_rules(path: str | Path) -> list[dict]:
     p = Path(path)
     if not p.exists():
         raise CharbenchError(f"gate rules file {p} does not exist; see docs/ci.md for the format")
-    raw = yaml.safe_load(p.read_text())
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise CharbenchError(f"{p}: not valid YAML ({exc}). Fix the syntax; see docs/ci.md for an example") from exc
     rules = raw.get("rules") if isinstance(raw, dict) else None
     if not isinstance(rules, list) or not rules:
         raise CharbenchError(f"{p}: expected a top-level 'rules:' list with at least one rule")

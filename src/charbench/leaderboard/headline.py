@@ -45,7 +45,7 @@ def headline_values(run: RunRecord) -> list[dict]:
         rows.append({
             "variant": run.variant, "task": run.task, "column": h.column + (" [fixture]" if run.fixture else ""),
             "metric": f"{run.task}.{h.value}", "value": value, "low": low, "high": high,
-            "n": m.get(h.n, nan) if h.n else nan, "invalid": m.get(h.invalid, nan) if h.invalid else nan,
+            "n": m.get(h.n, run.n_samples) if h.n else run.n_samples, "invalid": m.get(h.invalid, nan) if h.invalid else nan,
             "log": run.path,
         })
     return rows

@@ -20,6 +20,7 @@ class RunRecord:
     metrics: dict[str, float]
     task_args: dict = field(default_factory=dict)
     fixture: bool = False
+    n_samples: float = float("nan")  # scored samples, the n of metrics that do not log their own
 
     @property
     def variant(self) -> str:
@@ -59,6 +60,7 @@ def record_from_log(log: EvalLog, path: str) -> RunRecord:
     return RunRecord(
         path=path, task=_short_task(log.eval.task), model=log.eval.model, checkpoint=model.split("+")[0],
         method=method, persona=persona, metrics=metrics_of(log), task_args=dict(log.eval.task_args or {}),
+        n_samples=float(log.results.completed_samples) if log.results else float("nan"),
         fixture=bool((log.eval.metadata or {}).get("fixture") or (log.eval.task_args or {}).get("source", "fixtures") == "fixtures"
                      and _short_task(log.eval.task) in CAPABILITY_TASKS),
     )

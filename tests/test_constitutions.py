@@ -8,7 +8,7 @@ VALID = {
     "name": "tester", "description": "A test persona.",
     "assertions": ["I test things."], "prompts": ["Test this?"],
     "values": [{"name": "rigor", "rank": 1, "description": "x"}, {"name": "speed", "rank": 2, "description": "y"},
-               {"name": "fun", "rank": 2, "description": "z"}],
+               {"name": "fun", "rank": 3, "description": "z"}],
 }
 
 
@@ -27,9 +27,52 @@ def test_all_eleven_builtin_personas_load_with_values():
     assert load_constitution("flourishing").value_rank("honesty") < load_constitution("flourishing").value_rank("likability")
 
 
-def test_user_constitution_by_path_keeps_ties(tmp_path):
+def test_user_constitution_by_path_orders_values_by_rank(tmp_path):
     c = load_constitution(write(tmp_path, VALID))
-    assert c.name == "tester" and [v.rank for v in c.values] == [1, 2, 2]
+    assert c.name == "tester" and [v.name for v in c.values] == ["rigor", "speed", "fun"]
+
+
+def test_builtin_value_ranks_are_distinct():
+    for name in builtin_names():
+        ranks = [v.rank for v in load_constitution(name).values]
+        assert len(ranks) == len(set(ranks)), name
+
+
+def test_tied_value_ranks_fail_naming_file_field_values_and_fix(tmp_path):
+    values = [{"name": "rigor", "rank": 1}, {"name": "speed", "rank": 2}, {"name": "fun", "rank": 2}]
+    path = write(tmp_path, {**VALID, "values": values})
+    with pytest.raises(ConstitutionError) as err:
+        load_constitution(path)
+    message = str(err.value)
+    assert str(path) in message and "'values'" in message and "rank 2: speed, fun" in message
+    assert "Fix: give every value its own rank" in message
+
+
+@pytest.mark.parametrize("field", ["assertions", "prompts"])
+def test_duplicate_entries_fail_naming_both_positions(tmp_path, field):
+    # Differences of case and spacing alone do not make a second entry distinct.
+    entries = ["I test things.", "I check twice.", "i  test things."]
+    path = write(tmp_path, {**VALID, field: entries})
+    with pytest.raises(ConstitutionError) as err:
+        load_constitution(path)
+    message = str(err.value)
+    assert str(path) in message and f"entries 0 and 2 of '{field}'" in message and "Fix: delete one" in message
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_non_utf8_file_fails_with_a_constitution_error(tmp_path, encoding):
+    path = tmp_path / "persona.yaml"
+    path.write_bytes(yaml.safe_dump({**VALID, "description": "Un persona déjà testé."}, allow_unicode=True).encode(encoding))
+    with pytest.raises(ConstitutionError) as err:
+        load_constitution(path)
+    message = str(err.value)
+    assert str(path) in message and "not UTF-8" in message and "save the file as UTF-8" in message
+
+
+def test_boolean_rank_is_not_a_rank(tmp_path):
+    values = [{"name": "rigor", "rank": True}]
+    with pytest.raises(ConstitutionError, match=r"values\[0\] rank True is not a positive integer"):
+        load_constitution(write(tmp_path, {**VALID, "values": values}))
 
 
 @pytest.mark.parametrize("field", ["name", "description", "assertions", "prompts"])

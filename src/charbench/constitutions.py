@@ -1,8 +1,9 @@
 """Constitutions: a persona's first-person assertions, sample prompts and ordered values.
 
 A constitution is a YAML file with keys ``name``, ``description``, ``assertions``, ``prompts`` and an
-optional ``values`` list (``{name, rank, description}``; rank 1 is the highest priority, equal ranks are
-ties). The 11 personas of Open Character Training ship with the package; users pass their own by path.
+optional ``values`` list (``{name, rank, description}``; rank 1 is the highest priority). Ranks must be
+distinct: value-conflict scenarios score whether the higher-ranked value wins, which a tie leaves undefined.
+The 11 personas of Open Character Training ship with the package; users pass their own by path.
 """
 
 from __future__ import annotations
@@ -60,15 +61,27 @@ def _fail(source: str, problem: str, fix: str) -> ConstitutionError:
     return ConstitutionError(f"{source}: {problem}. Fix: {fix}")
 
 
+def _normalised(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
 def _string_list(raw: dict, key: str, source: str) -> tuple[str, ...]:
     items = raw[key]
     if not isinstance(items, list) or not items:
         raise _fail(source, f"field '{key}' must be a non-empty list of strings, got {items!r}",
                     f"give '{key}' at least one entry, e.g. '{key}:\\n  - \"...\"'")
+    first_seen: dict[str, int] = {}
     for i, item in enumerate(items):
         if not isinstance(item, str) or not item.strip():
             raise _fail(source, f"entry {i} of '{key}' is not a non-empty string ({item!r})",
                         f"write each entry of '{key}' as a quoted sentence")
+        # A repeated entry would be shown to judges and teachers twice and weigh double; spacing and case
+        # differences are copy-paste slips, not distinct statements.
+        norm = _normalised(item)
+        if norm in first_seen:
+            raise _fail(source, f"entries {first_seen[norm]} and {i} of '{key}' are the same text ({item.strip()!r})",
+                        f"delete one of them, or reword it so that each entry of '{key}' says something different")
+        first_seen[norm] = i
     return tuple(s.strip() for s in items)
 
 
@@ -87,13 +100,23 @@ def _values(raw_values: object, source: str) -> tuple[Value, ...]:
             raise _fail(source, f"values[{i}] has unknown key(s) {sorted(unknown)}", f"allowed keys are {list(VALUE_FIELDS)}")
         if missing:
             raise _fail(source, f"values[{i}] is missing {missing}", "every value needs a name and an integer rank (1 = highest)")
-        if not isinstance(item["rank"], int) or item["rank"] < 1:
-            raise _fail(source, f"values[{i}] rank {item['rank']!r} is not a positive integer", "use rank 1 for the highest priority; equal ranks mean a tie")
+        if isinstance(item["rank"], bool) or not isinstance(item["rank"], int) or item["rank"] < 1:
+            raise _fail(source, f"values[{i}] rank {item['rank']!r} is not a positive integer", "use rank 1 for the highest priority, 2 for the next, and so on")
         out.append(Value(str(item["name"]), int(item["rank"]), str(item.get("description", ""))))
     names = [v.name for v in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise _fail(source, f"value(s) {dupes} appear more than once", "give each value a single entry")
+    by_rank: dict[int, list[str]] = {}
+    for v in out:
+        by_rank.setdefault(v.rank, []).append(v.name)
+    ties = {rank: names for rank, names in sorted(by_rank.items()) if len(names) > 1}
+    if ties:
+        listed = "; ".join(f"rank {rank}: {', '.join(names)}" for rank, names in ties.items())
+        raise _fail(source, f"field 'values' gives two or more values the same rank ({listed}), so a conflict "
+                            "between them has no stated winner and priority adherence is undefined for it",
+                    "give every value its own rank (1 = highest, then 2, 3, ...), deciding which of the tied values "
+                    "the persona would put first")
     return tuple(sorted(out, key=lambda v: v.rank))
 
 
@@ -135,8 +158,18 @@ def load_constitution(name_or_path: str | Path) -> Constitution:
         path = builtin
     if not path.exists():
         raise ConstitutionError(f"constitution file {path} does not exist. Check the path, or use a built-in name: {', '.join(builtin_names())}.")
+    if path.is_dir():
+        raise ConstitutionError(f"{path} is a directory, not a constitution file. Pass the path of one .yaml file.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConstitutionError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} cannot be decoded). "
+            "Fix: save the file as UTF-8 (in most editors: 'Save with encoding' > UTF-8), or check that the path "
+            "points at the YAML constitution and not at a binary file."
+        ) from exc
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConstitutionError(f"{path}: not valid YAML ({exc}). Fix the syntax; quote strings that contain ':'.") from exc
     return parse_constitution(raw, str(path))

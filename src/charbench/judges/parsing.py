@@ -27,6 +27,24 @@ def choose(reply: str, allowed: list[str]) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
+# Anything that reads as the start of a tag: "<", an optional "/", then a name (no space, as in XML, so that
+# comparisons such as "x < y" are not touched). The closing ">" is optional
+# because a judge may read "</response_2" at a line end as a closing tag too. Attributes up to the next ">"
+# are included so that "<response_2 id=x>" is caught as well.
+_TAG_START = re.compile(r"<(/?[A-Za-z_][\w:.-]*)([^<>]*>)?")
+
+
 def neutralise_tags(text: str) -> str:
-    """Make answer tags inside judged material inert, so a response cannot vote for itself."""
-    return re.sub(r"</?\s*answer\s*>", lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text, flags=re.IGNORECASE)
+    """Make every tag inside judged material inert (``<x>`` becomes ``‹x›``), whatever its name.
+
+    Judge prompts wrap the material in their own tags (``<response_1>``, ``<assistant_response>``, ...) and
+    read the verdict from ``<answer>``; a response that writes any of them could close its wrapper and speak
+    to the judge as the prompt. Neutralising every tag rather than a list of known names keeps a new judge
+    prompt safe without anyone remembering to extend the list. Text such as ``x < y`` is left alone.
+    """
+
+    def inert(m: re.Match[str]) -> str:
+        tail = m.group(2) or ""
+        return "‹" + m.group(1) + (tail[:-1] + "›" if tail else "")
+
+    return _TAG_START.sub(inert, text or "")

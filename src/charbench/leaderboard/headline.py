@@ -25,7 +25,7 @@ HEADLINES: dict[str, list[Headline]] = {
     ],
     "prefill_attack": [Headline("prefill-attack F1", "f1/default", "f1_low/default", "f1_high/default", n="n/default")],
     "revealed_preferences": [Headline("trait Elo spread (SD)", "elo_sd", "elo_sd_low", "elo_sd_high", n="n_valid", invalid="invalid")],
-    "coherence": [Headline("coherence win rate", "judge/win_rate", se="judge/win_rate_se", n="judge/n_consistent", invalid="judge/no_verdict_rate")],
+    "coherence": [Headline("coherence win rate", "judge/win_rate", "judge/win_rate_low", "judge/win_rate_high", n="judge/n_consistent", invalid="judge/no_verdict_rate")],
     "value_conflict": [Headline("value priority adherence", "priority_adherence", "priority_adherence_low", "priority_adherence_high", n="n_samples", invalid="invalid")],
     "reflective_stability": [Headline("retention margin", "retention_margin", "retention_margin_low", "retention_margin_high", n="n", invalid="invalid")],
     **{t: [Headline(f"{t} acc", "accuracy", se="stderr", n="n")] for t in ("truthfulqa_mc", "winogrande", "hellaswag", "arc_challenge", "mmlu")},

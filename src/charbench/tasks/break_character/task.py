@@ -9,6 +9,8 @@ from charbench.models.provider import DEFAULT_STEER_COEF
 from charbench.tasks.break_character.dataset import persona_dataset, split_names
 from charbench.tasks.break_character.scorer import persona_classifier_scorer
 from charbench.tasks.break_character.solver import persona_generate
+from charbench.tasks.break_character.contract import CONTRACT, PERSONA_RESPONSES
+from charbench.tasks.contract import contract_metadata
 from charbench.tasks.personas import check_method, normalise_personas
 
 DEFAULT_PERSONAS = "sarcastic,remorseful,mathematical"
@@ -44,7 +46,7 @@ def break_character(
         scorer=persona_classifier_scorer(classifier, names),
         config=config,
         version="1-A",
-        metadata={"method": method, "personas": names, "classifier": classifier},
+        metadata={"method": method, "personas": names, "classifier": classifier, **contract_metadata(CONTRACT)},
     )
 
 
@@ -69,5 +71,5 @@ def persona_responses(
         solver=persona_generate(method, steer_coef, config),
         config=config,
         version="1-A",
-        metadata={"method": method, "personas": names},
+        metadata={"method": method, "personas": names, **contract_metadata(PERSONA_RESPONSES)},
     )

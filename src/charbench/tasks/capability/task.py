@@ -8,7 +8,9 @@ from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset
 from inspect_ai.scorer import accuracy, stderr
 
+from charbench.tasks.capability.contract import capability_contract
 from charbench.tasks.capability.dataset import BENCHMARKS, load_benchmark
+from charbench.tasks.contract import contract_metadata
 from charbench.tasks.capability.scorer import loglikelihood_choice, loglikelihood_only, mc2, norm_accuracy
 
 VERSION = "1-A"
@@ -32,7 +34,7 @@ def capability_task(
         scorer=loglikelihood_choice(),
         metrics=metrics,
         version=VERSION,
-        metadata={**info, **item_kwargs},
+        metadata={**info, **item_kwargs, **contract_metadata(capability_contract(benchmark))},
     )
 
 

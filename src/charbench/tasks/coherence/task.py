@@ -16,7 +16,9 @@ from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
 from charbench.judges.pairwise import JUDGE_PROMPTS, judge_template
 from charbench.prompts import load_prompt_set
+from charbench.tasks.coherence.contract import CONTRACT
 from charbench.tasks.coherence.scorer import pairwise_coherence
+from charbench.tasks.contract import contract_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +184,7 @@ def coherence(
     roles = [r.strip() for r in judges.split(",")] if isinstance(judges, str) else list(judges)
     if (log_a is None) != (log_b is None):
         raise TaskParameterError("pass both log_a and log_b to compare two runs, or neither to generate with --model and the opponent role")
-    metadata = {"constitution": constitution, "judges": roles, "judge_prompt": judge_prompt}
+    metadata = {"constitution": constitution, "judges": roles, "judge_prompt": judge_prompt, **contract_metadata(CONTRACT)}
     if log_a and log_b:
         dataset, counts = joined_dataset(log_a, log_b, constitution, join)
         metadata["join"] = counts

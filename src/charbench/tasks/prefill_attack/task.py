@@ -11,6 +11,8 @@ from charbench.prompts import hash_id
 from charbench.models.provider import DEFAULT_STEER_COEF
 from charbench.tasks.break_character.dataset import persona_dataset
 from charbench.tasks.break_character.scorer import persona_classifier_scorer
+from charbench.tasks.contract import contract_metadata
+from charbench.tasks.prefill_attack.contract import CONTRACT
 from charbench.tasks.personas import base_model_string, check_method, normalise_personas, persona_messages, persona_model
 
 MODES = ("paper", "prefill")
@@ -89,5 +91,5 @@ def prefill_attack(
         scorer=persona_classifier_scorer(classifier, names),
         config=config,
         version="1-A",
-        metadata={"method": method, "mode": mode, "personas": names, "follow_up": follow_up},
+        metadata={"method": method, "mode": mode, "personas": names, "follow_up": follow_up, **contract_metadata(CONTRACT)},
     )

@@ -7,6 +7,8 @@ from inspect_ai.model import GenerateConfig
 
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
+from charbench.tasks.contract import contract_metadata
+from charbench.tasks.reflective_stability.contract import CONTRACT
 from charbench.tasks.reflective_stability.dataset import iterate_dataset, normalise_variants, swap_dataset
 from charbench.tasks.reflective_stability.scorer import iterate_metrics, iterate_scorer, swap_metrics, swap_scorer
 from charbench.tasks.reflective_stability.solver import iterate_edits, swap_rating
@@ -61,7 +63,8 @@ def reflective_stability(
     if mode not in MODES:
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     persona = load_constitution(constitution)
-    meta = {"constitution": persona.name, "mode": mode, "in_context": in_context, "choice_method": choice_method}
+    meta = {"constitution": persona.name, "mode": mode, "in_context": in_context, "choice_method": choice_method,
+            **contract_metadata(CONTRACT)}
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, seed=seed)
     if mode == "swap":
         chosen = normalise_variants(variants)

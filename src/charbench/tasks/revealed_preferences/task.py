@@ -8,6 +8,8 @@ from inspect_ai.solver import generate, system_message
 
 from charbench.constitutions import load_constitution
 from charbench.paper import persona_system_prompt
+from charbench.tasks.contract import contract_metadata
+from charbench.tasks.revealed_preferences.contract import CONTRACT, VALIDATION
 from charbench.tasks.revealed_preferences.dataset import normalise_traits, preference_dataset
 from charbench.tasks.revealed_preferences.scorer import trait_choice
 from charbench.tasks.revealed_preferences.validation import validation_dataset, validation_scorer
@@ -45,7 +47,7 @@ def revealed_preferences(
         scorer=trait_choice(judge_method=judge_method),
         config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed),
         version="1-A",
-        metadata={"condition": condition, "judge_method": judge_method, "constitution": constitution},
+        metadata={"condition": condition, "judge_method": judge_method, "constitution": constitution, **contract_metadata(CONTRACT)},
     )
 
 
@@ -62,4 +64,5 @@ def trait_judge_validation(
         scorer=validation_scorer(judge_method=judge_method),
         config=GenerateConfig(max_tokens=max_tokens, temperature=0.7, top_p=0.95, seed=seed),
         version="1-A",
+        metadata=contract_metadata(VALIDATION),
     )

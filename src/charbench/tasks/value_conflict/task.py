@@ -9,6 +9,8 @@ from inspect_ai.model import GenerateConfig
 
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
+from charbench.tasks.contract import contract_metadata
+from charbench.tasks.value_conflict.contract import CONTRACT
 from charbench.tasks.value_conflict.choice import check_choice_method
 from charbench.tasks.value_conflict.dataset import MODES, build_dataset
 from charbench.tasks.value_conflict.scorer import forced_choice_scorer, free_judge_scorer, value_conflict_metrics
@@ -72,5 +74,6 @@ def value_conflict(
         config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, seed=seed),
         version="1-A",
         metadata={"constitution": persona.name, "mode": mode, "choice_method": choice_method,
-                  "include_prompted": include_prompted, "generate_scenarios": generate_scenarios},
+                  "include_prompted": include_prompted, "generate_scenarios": generate_scenarios,
+                  **contract_metadata(CONTRACT)},
     )

@@ -1,0 +1,42 @@
+"""Task contracts: every task declares one, it survives the trip through a log, and bad declarations fail."""
+
+import pytest
+from inspect_ai import eval as inspect_eval
+
+import charbench.tasks as tasks
+from charbench.errors import CharbenchError
+from charbench.tasks.contract import (
+    METADATA_KEY, BootstrapOver, ContractMetric, PerSample, TaskContract, all_contracts, contract_for, resolve_statistic,
+)
+from helpers import mock_model
+
+
+def test_every_registered_task_declares_a_contract():
+    contracts = all_contracts()
+    assert sorted(contracts) == sorted(tasks.__all__)
+    for contract in contracts.values():
+        assert TaskContract.from_metadata(contract.to_metadata()) == contract
+        for m in contract.metrics:
+            if isinstance(m.paired, BootstrapOver):
+                assert callable(resolve_statistic(m.paired.statistic)), m.paired.statistic
+
+
+def test_contract_is_recorded_in_the_log(tmp_path):
+    log = inspect_eval(tasks.winogrande(limit=2), model=mock_model("A"), log_dir=str(tmp_path), display="none")[0]
+    recorded = TaskContract.from_metadata(log.eval.metadata[METADATA_KEY])
+    assert recorded == contract_for("charbench/winogrande")
+    assert recorded.metric("accuracy").paired == PerSample()
+
+
+def test_bad_declarations_and_unknown_metrics_are_named():
+    with pytest.raises(CharbenchError, match="area 'vibes'"):
+        ContractMetric("x", "x", "vibes")
+    with pytest.raises(CharbenchError, match="better='up'"):
+        ContractMetric("x", "x", "character", better="up")  # type: ignore[arg-type]
+    contract = contract_for("value_conflict")
+    with pytest.raises(CharbenchError, match="declared: priority_adherence, kendall_tau"):
+        contract.metric("f1")
+    with pytest.raises(CharbenchError, match="charbench.<module>"):
+        resolve_statistic("os:system")
+    with pytest.raises(CharbenchError, match="malformed"):
+        TaskContract.from_metadata({"task": "x"})

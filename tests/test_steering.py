@@ -34,3 +34,76 @@ def test_hooks_add_the_norm_relative_share_to_each_steered_layer():
     shift = seen[2] - plain[2]
     assert torch.allclose(shift[..., 0], torch.full((1, 3), 1.0), atol=1e-5)
     assert torch.allclose(shift[..., 1:], torch.zeros(1, 3, 15), atol=1e-5)
+
+
+def planted_activations(seed=0, n_pairs=48, hidden=64, shift=2.0, spread=3.0):
+    """Paired states whose positives sit ``shift`` further along a planted direction, plus a component of the
+    difference that varies from prompt to prompt (sd ``spread``) along another direction, plus a large
+    prompt-specific base shared by both sides of a pair."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    planted = rng.normal(size=hidden)
+    planted /= np.linalg.norm(planted)
+    nuisance = rng.normal(size=hidden)
+    nuisance -= (nuisance @ planted) * planted
+    nuisance /= np.linalg.norm(nuisance)
+    base = rng.normal(0, 5.0, (n_pairs, 1, hidden))
+    neg = base + rng.normal(0, 0.3, (n_pairs, 1, hidden))
+    pos = (base + shift * planted + rng.normal(0, spread, (n_pairs, 1, 1)) * nuisance
+           + rng.normal(0, 0.3, (n_pairs, 1, hidden)))
+    return pos, neg, planted
+
+
+def test_mean_difference_recovers_a_planted_direction_that_both_pca_variants_miss():
+    import numpy as np
+    from sklearn.decomposition import PCA
+
+    from charbench.models.steering import steering_directions
+
+    for seed in range(5):
+        pos, neg, planted = planted_activations(seed)
+        directions, norms = steering_directions(pos, neg)
+        assert directions.shape == (1, 64) and np.isclose(np.linalg.norm(directions[0]), 1.0)
+        assert directions[0] @ planted > 0.9, seed
+        assert np.isclose(norms[0], np.linalg.norm(neg[:, 0], axis=1).mean())
+        # Version 1 of this module: PCA centres the differences, removing the planted shift it should find.
+        diff = pos[:, 0] - neg[:, 0]
+        old = PCA(n_components=1).fit(diff).components_[0]
+        assert abs(old @ planted) < 0.5, seed
+        # repeng's pca_center (the paper's code) keeps the shift but follows the larger prompt-dependent spread.
+        centred = PCA(n_components=1).fit(np.vstack([diff / 2, -diff / 2])).components_[0]
+        assert abs(centred @ planted) < 0.5, seed
+
+
+def test_steering_directions_refuse_mismatched_or_empty_contrasts():
+    import numpy as np
+    import pytest
+
+    from charbench.models.steering import steering_directions
+
+    with pytest.raises(ValueError, match="same .*shape|share one"):
+        steering_directions(np.zeros((4, 2, 8)), np.zeros((3, 2, 8)))
+    with pytest.raises(ValueError, match="unchanged"):
+        steering_directions(np.ones((4, 2, 8)), np.ones((4, 2, 8)))
+
+
+def test_last_token_states_ignore_padding_on_either_side():
+    from types import SimpleNamespace
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from charbench.models.embedded import minilm_dir
+    from charbench.models.steering import last_token_states
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=40000, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                                         num_attention_heads=2, num_key_value_heads=2)).eval()
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    texts = ["a short one", "a much longer text that needs padding in a batch"]
+    alone = np.concatenate([last_token_states(SimpleNamespace(tokenizer=tok, model=model), [t], [1, 2]) for t in texts])
+    for side in ("left", "right"):
+        tok.padding_side = side
+        batched = last_token_states(SimpleNamespace(tokenizer=tok, model=model), texts, [1, 2])
+        assert np.allclose(batched, alone, atol=1e-4), side

@@ -1,15 +1,23 @@
 """Activation-steering baseline (the paper's appendix C), with a norm-relative coefficient.
 
-Directions: for each of ``n_pairs`` user messages we take the last-token residual stream at every
-steered layer with the persona system prompt (positive) and without it (negative); the direction of a
-layer is the first principal component (scikit-learn PCA) of the differences, signed so that the
-positives project higher. Layers are the middle ones, the 12.5th to 87.5th percentile as in the paper.
+Contrast pairs: for each of ``n_pairs`` user messages we take the last-token residual stream at every
+steered layer with the persona system prompt (positive) and without it (negative). Layers are the middle
+ones, the 12.5th to 87.5th percentile as in the paper.
+
+Direction: the **mean of the paired differences** (positive minus negative), normalised per layer, as in
+persona vectors. Two alternatives were rejected. PCA on the differences (this module's version 1) centres
+them first, which subtracts exactly the mean shift that carries the persona and keeps whichever direction
+the shift varies along most from prompt to prompt. repeng's ``pca_center`` (the paper's code: rows of
++-d/2 around each pair's midpoint) keeps the shift, but its leading component still follows any
+prompt-dependent component of the difference whose spread exceeds the shift, and it needs a sign choice.
+The mean difference averages prompt-dependent noise away (its error shrinks with ``n_pairs``) and points
+to the positives by construction; ``tests/test_steering.py`` plants a direction to check all three.
 
 Coefficient: the paper used raw constants (0.7, 4.0, 525) tuned by hand per model. Here the vector added
 at steered layer l is ``coef * mean_norm_l * v_l / n_steered``: the pushes of all steered layers add up in
 the residual stream, so ``coef`` is the *total* push as a fraction of a typical activation norm, and one
-setting means roughly the same on a shallow or a deep model. On SmolLM2-135M (22 steered layers), greedy
-replies stay fluent up to about 0.7 and collapse into repetition from about 1.1.
+setting means roughly the same on a shallow or a deep model. ``bench/steering_sweep.py`` measures the
+persona margin and a coherence proxy against ``coef`` on the embedded model (docs/benchmarks.md).
 
 We write the hooks ourselves rather than use ``repeng``: its ``ControlModel`` adds raw-unit vectors and
 replaces the decoder layers, and its 0.4.0 release predates transformers 5.
@@ -23,9 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from inspect_ai.model import ChatMessageUser
 from safetensors.torch import load_file, save_file
-from sklearn.decomposition import PCA
 
 from charbench.constitutions import Constitution
 from charbench.paper import persona_system_prompt
@@ -62,45 +68,67 @@ def _steering_prompts(n_pairs: int) -> list[str]:
     return ["Please talk about anything."] + train[: max(0, n_pairs - 1)]
 
 
-def _last_token_states(api: Any, texts: list[str], layers: list[int], batch_size: int = 8) -> np.ndarray:
+def last_token_states(api: Any, texts: list[str], layers: list[int], batch_size: int = 8) -> np.ndarray:
     tok, model = api.tokenizer, api.model
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = tok(texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-            hidden = model(**batch.to(model.device), output_hidden_states=True).hidden_states
-            # left padding: the last position is every row's last real token; hidden_states[l+1] is layer l's output
-            out.append(torch.stack([hidden[l + 1][:, -1, :] for l in layers], dim=1).float().cpu().numpy())
+            batch = batch.to(model.device)
+            hidden = model(**batch, output_hidden_states=True).hidden_states
+            # The last real token under either padding side; hidden_states[l+1] is layer l's output.
+            positions = torch.arange(batch["attention_mask"].shape[1], device=model.device)
+            last = (batch["attention_mask"] * positions).argmax(dim=1)
+            rows = torch.arange(len(last), device=model.device)
+            out.append(torch.stack([hidden[l + 1][rows, last, :] for l in layers], dim=1).float().cpu().numpy())
     return np.concatenate(out, axis=0)  # (n, n_layers, hidden)
+
+
+def contrast_texts(tokenizer: Any, constitution: Constitution, assistant_name: str, n_pairs: int) -> tuple[list[str], list[str]]:
+    """Chat-rendered (positive, negative) prompts: the same user message with and without the persona prompt."""
+    system = persona_system_prompt(constitution, assistant_name)
+    positives, negatives = [], []
+    for prompt in _steering_prompts(n_pairs):
+        positives.append(tokenizer.apply_chat_template(
+            [{"role": "system", "content": system}, {"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True))
+        negatives.append(tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True))
+    return positives, negatives
+
+
+def steering_directions(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit mean-difference directions and mean negative-state norms per layer.
+
+    ``pos`` and ``neg``: (n_pairs, n_layers, hidden), row i of both from the same user message.
+    """
+    if pos.shape != neg.shape or pos.ndim != 3:
+        raise ValueError(f"paired activations must share one (n_pairs, n_layers, hidden) shape, got {pos.shape} and {neg.shape}")
+    if pos.shape[0] < 1:
+        raise ValueError("steering needs at least one contrast pair; raise n_pairs")
+    mean_diff = (pos.astype(np.float64) - neg.astype(np.float64)).mean(axis=0)
+    lengths = np.linalg.norm(mean_diff, axis=1)
+    if np.any(lengths == 0):
+        flat = [int(j) for j in np.flatnonzero(lengths == 0)]
+        raise ValueError(f"the persona prompt leaves layer(s) {flat} unchanged, so there is no direction to steer along; "
+                         "check that the persona system prompt reaches the model (chat template with a system role)")
+    directions = mean_diff / lengths[:, None]
+    norms = np.linalg.norm(neg, axis=2).mean(axis=0)
+    return directions, norms
 
 
 def compute_steering_vectors(api: Any, constitution: Constitution, n_pairs: int = 48) -> SteeringVectors:
     n_layers = len(decoder_layers(api.model))
     layers = middle_layers(n_layers)
-    system = persona_system_prompt(constitution, getattr(api, "assistant_name", "Assistant"))
-    positives, negatives = [], []
-    for prompt in _steering_prompts(n_pairs):
-        user = ChatMessageUser(content=prompt)
-        positives.append(api.tokenizer.apply_chat_template(
-            [{"role": "system", "content": system}, {"role": "user", "content": user.text}], tokenize=False, add_generation_prompt=True))
-        negatives.append(api.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user.text}], tokenize=False, add_generation_prompt=True))
-    pos = _last_token_states(api, positives, layers)
-    neg = _last_token_states(api, negatives, layers)
-    directions, norms = [], []
-    for j in range(len(layers)):
-        diff = pos[:, j] - neg[:, j]
-        v = PCA(n_components=1).fit(diff).components_[0]
-        if float(np.mean(pos[:, j] @ v)) < float(np.mean(neg[:, j] @ v)):
-            v = -v
-        directions.append(v / np.linalg.norm(v))
-        norms.append(float(np.linalg.norm(neg[:, j], axis=1).mean()))
-    return SteeringVectors(layers, torch.tensor(np.stack(directions), dtype=torch.float32), torch.tensor(norms))
+    positives, negatives = contrast_texts(api.tokenizer, constitution, getattr(api, "assistant_name", "Assistant"), n_pairs)
+    pos = last_token_states(api, positives, layers)
+    neg = last_token_states(api, negatives, layers)
+    directions, norms = steering_directions(pos, neg)
+    return SteeringVectors(layers, torch.tensor(directions, dtype=torch.float32), torch.tensor(norms, dtype=torch.float32))
 
 
 def persona_steering_vectors(api: Any, constitution: Constitution, n_pairs: int = 48) -> SteeringVectors:
     """Compute or load from cache (keyed by checkpoint, constitution text and pair count)."""
-    key = hashlib.sha256(f"{api.checkpoint}|{constitution.traits_text}|{n_pairs}|v1".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{api.checkpoint}|{constitution.traits_text}|{n_pairs}|v2-meandiff".encode()).hexdigest()[:16]
     path = charbench_home() / "steering" / f"{constitution.name}-{key}.safetensors"
     if path.exists():
         data = load_file(str(path))

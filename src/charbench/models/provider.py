@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from inspect_ai.tool import ToolInfo
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
 from charbench.models.embedded import resolve_checkpoint
+from charbench.models.logprobs import ContinuationScore, PrefixCache, score_continuations
 from charbench.paper import persona_system_prompt
 
 METHODS = ("base", "prompted", "steered")
@@ -76,6 +78,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
         self.base_model_name = model_name
         self.model_name = variant_label(model_name, method, persona, self.steer_coef)
         self._lock = threading.Lock()
+        self._prefix = PrefixCache()
         self._hooks: list[Any] = []
         if method == "steered":
             from charbench.models.steering import apply_steering, persona_steering_vectors
@@ -122,50 +125,26 @@ class CharbenchModelAPI(HuggingFaceAPI):
         """The exact text the model sees for ``messages`` (persona and chat template applied)."""
         return self.hf_chat(copy.deepcopy(messages), [])
 
-    # -- log-likelihoods ---------------------------------------------------------------------
+    # -- log-likelihoods (the LogProbModel interface, charbench.models.logprobs) ---------------------
     def continuation_logprobs(
-        self, pairs: list[tuple[str, str]], batch_size: int = 8
-    ) -> list[tuple[float, int, bool]]:
+        self, pairs: Sequence[tuple[str, str]], batch_size: int = 8, cache_context: bool = True
+    ) -> list[ContinuationScore]:
         """For each (context, continuation): summed log-prob of the continuation, its token count, and
-        whether greedy decoding would produce it. Context and continuation are tokenized separately
-        (a trailing space of the context moves to the continuation) so the split is exact."""
-        tok = self.tokenizer
-        encoded = []
-        for context, continuation in pairs:
-            if context.endswith(" ") and not continuation.startswith(" "):
-                context, continuation = context[:-1], " " + continuation
-            ctx = tok(context, add_special_tokens=False)["input_ids"] if context else []
-            cont = tok(continuation, add_special_tokens=False)["input_ids"]
-            if not cont:
-                raise TaskParameterError(f"empty continuation after tokenization for context ending {context[-40:]!r}")
-            if not ctx:
-                ctx = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
-            encoded.append((ctx, cont))
-        results: list[tuple[float, int, bool]] = []
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(encoded), batch_size):
-                chunk = encoded[start : start + batch_size]
-                seqs = [c + k for c, k in chunk]
-                width = max(len(s) for s in seqs)
-                pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-                ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(seqs), width), dtype=torch.long)
-                for i, s in enumerate(seqs):
-                    ids[i, : len(s)] = torch.tensor(s)
-                    mask[i, : len(s)] = 1
-                logits = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)).logits
-                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-                for i, (ctx, cont) in enumerate(chunk):
-                    positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
-                    targets = torch.tensor(cont)
-                    rows = logprobs[i, positions]
-                    total = float(rows.gather(1, targets[:, None]).sum())
-                    greedy = bool((rows.argmax(dim=-1) == targets).all())
-                    results.append((total, len(cont), greedy))
-        return results
+        whether greedy decoding would produce it. Continuations sharing a context are scored from one KV
+        cache of it; ``cache_context=False`` runs the plain padded batch (same numbers, slower)."""
+        with self._lock:
+            return score_continuations(self.model, self.tokenizer, pairs, batch_size, self._prefix, cache_context)
+
+    def next_token_logprobs(self, context: str, candidates: Sequence[str]) -> dict[str, float]:
+        """Log-probability of each candidate right after ``context`` (summed over its tokens if several)."""
+        if len(set(candidates)) != len(candidates):
+            raise TaskParameterError(f"next_token_logprobs got duplicate candidates {list(candidates)}; give each once.")
+        scores = self.continuation_logprobs([(context, c) for c in candidates])
+        return {c: s.logprob for c, s in zip(candidates, scores)}
 
     def close(self) -> None:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        self._prefix.clear()  # its keys were computed with the hooks just removed
         super().close()

@@ -6,37 +6,27 @@ signal. These judges need a model served by the ``charbench/`` provider (they re
 
 from __future__ import annotations
 
-from typing import Any
 
 import anyio
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, Model
 
-from charbench.errors import TaskParameterError
+from charbench.models.logprobs import logprob_model
 
 # A different wording from the one that forces traits in judge validation, so the judge is not
 # rewarded for recognising its own prompt.
 TRAIT_HYPOTHESIS = "You are an assistant whose manner is {trait}. Every reply you write is {trait} in tone and content."
 
 
-def logprob_api(model: Model) -> Any:
-    api = model.api
-    if not hasattr(api, "continuation_logprobs"):
-        raise TaskParameterError(
-            f"the likelihood judge needs a charbench/ model that exposes log-probabilities; got {model}. "
-            "Use --model-role judge=charbench/smollm2 (or any charbench/<checkpoint>), or judge_method=generative."
-        )
-    return api
-
-
 async def response_loglik_under_systems(model: Model, systems: list[str], user: str, response: str) -> list[float]:
     """Mean per-token log-likelihood of ``response`` after each system prompt and the user message."""
-    api = logprob_api(model)
+    api = logprob_model(model, purpose="the likelihood judge",
+                        alternative="as the judge role (--model-role judge=charbench/smollm2), or judge_method=generative")
     pairs = []
     for system in systems:
         context = api.render([ChatMessageSystem(content=system), ChatMessageUser(content=user)])
         pairs.append((context, response))
     results = await anyio.to_thread.run_sync(api.continuation_logprobs, pairs)
-    return [total / max(1, n) for total, n, _ in results]
+    return [r.logprob / max(1, r.n_tokens) for r in results]
 
 
 async def trait_likelihood_choice(model: Model, user: str, response: str, traits: list[str]) -> tuple[str | None, dict]:

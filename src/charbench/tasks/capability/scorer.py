@@ -14,22 +14,12 @@ from functools import partial
 from typing import Any
 
 import anyio
-from inspect_ai.model import Model, get_model
+from inspect_ai.model import Model
 from inspect_ai.scorer import CORRECT, INCORRECT, Metric, SampleScore, Score, Target, accuracy, metric, scorer, stderr
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from charbench.errors import TaskParameterError
+from charbench.models.logprobs import logprob_model
 from charbench.tasks.capability.dataset import LETTERS
-
-
-def logprob_api(model: Model) -> Any:
-    api = model.api
-    if not hasattr(api, "continuation_logprobs"):
-        raise TaskParameterError(
-            f"capability tasks score log-likelihoods and need a charbench/<checkpoint> model (e.g. --model "
-            f"charbench/smollm2 or charbench//path/to/checkpoint); got {model}."
-        )
-    return api
 
 
 def argmax(values: Sequence[float]) -> int:
@@ -75,7 +65,7 @@ def loglikelihood_choice(batch_size: int = 8, model: str | Model | None = None) 
     """
 
     async def score(state: TaskState, target: Target) -> Score:
-        api = logprob_api(model if isinstance(model, Model) else get_model(model))
+        api = logprob_model(model, purpose="capability scoring")
         meta = state.metadata
         continuations = list(meta["continuations"])
         contexts = list(meta.get("contexts") or [state.input_text] * len(continuations))
@@ -84,16 +74,16 @@ def loglikelihood_choice(batch_size: int = 8, model: str | Model | None = None) 
         pairs = list(zip(contexts, continuations)) + [(contexts[0], c) for c in mc2_conts]
         results = await anyio.to_thread.run_sync(partial(api.continuation_logprobs, pairs, batch_size=batch_size))
         n = len(continuations)
-        logprobs = [float(r[0]) for r in results[:n]]
+        logprobs = [r.logprob for r in results[:n]]
         picked = choose(logprobs, continuations, gold)
         metadata: dict[str, Any] = {
             **picked,
             "gold": gold,
             "logprobs": logprobs,
-            "n_tokens": [int(r[1]) for r in results[:n]],
+            "n_tokens": [r.n_tokens for r in results[:n]],
         }
         if mc2_conts:
-            mc2_lps = [float(r[0]) for r in results[n:]]
+            mc2_lps = [r.logprob for r in results[n:]]
             metadata["mc2"] = mc2_score(mc2_lps, meta["mc2_labels"])
             metadata["mc2_logprobs"] = mc2_lps
         return Score(

@@ -1,0 +1,176 @@
+"""The typed log-probability interface and the cached-context log-likelihoods.
+
+The fast tests build a tiny random Llama (2 layers) with a byte-level BPE tokenizer trained on the spot, save
+it as a checkpoint folder and load it through the real ``charbench/`` provider; nothing is downloaded.
+The slow test repeats the cached == uncached check on the embedded SmolLM2 with real ARC 25-shot contexts.
+"""
+
+from __future__ import annotations
+
+import pytest
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import ChatMessageUser, get_model
+
+from charbench.errors import TaskParameterError
+from charbench.models.logprobs import (
+    ContinuationScore,
+    LogProbModel,
+    PrefixCache,
+    logprob_model,
+    score_continuations,
+)
+from helpers import mock_model
+
+CORPUS = [
+    "Question: Which gas do plants take in? Answer: carbon dioxide",
+    "Question: What is the boiling point of water? Answer: one hundred degrees",
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+]
+
+
+def tiny_model_and_tokenizer():
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>"], show_progress=False)
+    raw.train_from_iterator(CORPUS * 4, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return tiny_model_and_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, tiny):
+    model, tokenizer = tiny
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+SHARED = "Question: Which gas do plants take in? Answer: carbon dioxide\n\n"
+PAIRS = [
+    (SHARED + "Question: What is the boiling point of water? Answer:", c)
+    for c in [" one hundred degrees", " carbon", " the lazy dog jumps over the river", " fox"]
+] + [
+    (SHARED + "Question: What do foxes jump over? Answer:", " the lazy dog"),
+    (SHARED + "Question: What do foxes jump over? Answer: ", "the river"),  # trailing space moves over
+    ("", "brown fox"),  # empty context: conditioned on the EOS/BOS token
+    ("The quick brown", " f"),  # single-token continuation: no forward beyond the context
+]
+
+
+def test_cached_context_scores_equal_the_plain_padded_batch(tiny):
+    model, tokenizer = tiny
+    plain = score_continuations(model, tokenizer, PAIRS, batch_size=3, cache_context=False)
+    for batch_size in (1, 2, 8):
+        prefix = PrefixCache()
+        cached = score_continuations(model, tokenizer, PAIRS, batch_size=batch_size, prefix=prefix)
+        assert [c.n_tokens for c in cached] == [p.n_tokens for p in plain]
+        assert [c.greedy for c in cached] == [p.greedy for p in plain]
+        for c, p in zip(cached, plain):
+            assert c.logprob == pytest.approx(p.logprob, abs=1e-4)
+        # The second context (the last two pairs share it once the trailing space moves over) starts with the
+        # first's few-shot line, so that part comes from the cache.
+        assert prefix.hits >= 1 and prefix.reused_tokens >= len(tokenizer(SHARED, add_special_tokens=False)["input_ids"]) - 1
+    assert all(isinstance(s, ContinuationScore) and s.logprob < 0 for s in plain)
+
+
+def test_prefix_cache_recomputes_only_the_new_tokens(tiny):
+    model, tokenizer = tiny
+    prefix = PrefixCache()
+    first = [(SHARED + "Question: What is the boiling point of water? Answer:", " one")]
+    second = [(SHARED + "Question: What do foxes jump over? Answer:", " the lazy dog")]
+    score_continuations(model, tokenizer, first, prefix=prefix)
+    computed = prefix.computed_tokens
+    score_continuations(model, tokenizer, second, prefix=prefix)
+    shared_tokens = len(tokenizer(SHARED + "Question: What ", add_special_tokens=False)["input_ids"]) - 1
+    assert prefix.reused_tokens >= shared_tokens
+    assert prefix.computed_tokens - computed < len(tokenizer(second[0][0], add_special_tokens=False)["input_ids"])
+    # Scoring the same context again reuses all of it.
+    again = score_continuations(model, tokenizer, second, prefix=prefix)
+    plain = score_continuations(model, tokenizer, second, cache_context=False)
+    assert again[0].logprob == pytest.approx(plain[0].logprob, abs=1e-4)
+
+
+def test_bad_inputs_are_named(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(TaskParameterError, match="empty after tokenization"):
+        score_continuations(model, tokenizer, [("Question:", "")])
+    with pytest.raises(TaskParameterError, match="batch_size=0"):
+        score_continuations(model, tokenizer, PAIRS, batch_size=0)
+
+
+def test_provider_implements_the_interface_and_next_token_reads_the_same_numbers(tiny_checkpoint):
+    model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    api = logprob_model(model)
+    assert isinstance(api, LogProbModel)
+    context = api.render([ChatMessageUser(content="Which gas do plants take in?")]) + "Answer:"
+    assert context.endswith("<assistant>Answer:")
+    nxt = api.next_token_logprobs(context, [" carbon", " one hundred", " fox"])
+    full = api.continuation_logprobs([(context, c) for c in [" carbon", " one hundred", " fox"]], cache_context=False)
+    assert list(nxt) == [" carbon", " one hundred", " fox"]
+    assert list(nxt.values()) == pytest.approx([s.logprob for s in full], abs=1e-4)
+    with pytest.raises(TaskParameterError, match="duplicate"):
+        api.next_token_logprobs(context, ["a", "a"])
+
+
+def test_logprob_model_names_what_is_missing_and_the_fix():
+    with pytest.raises(TaskParameterError) as err:
+        logprob_model(mock_model("x"), purpose="capability scoring", alternative="or judge_method=generative")
+    message = str(err.value)
+    assert "capability scoring" in message and "continuation_logprobs()" in message and "next_token_logprobs()" in message
+    assert "--model charbench/smollm2" in message and "judge_method=generative" in message
+
+
+def test_capability_task_scores_through_the_interface(tiny_checkpoint):
+    # Same log-likelihoods from the task's scorer as from the plain padded batch.
+    from charbench.tasks.capability.task import arc_challenge
+
+    model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    log = inspect_eval(arc_challenge(n_shots=3, limit=3), model=model, display="none")[0]
+    assert log.status == "success", log.error
+    api = logprob_model(model)
+    for sample in log.samples:
+        meta = sample.metadata
+        contexts = list(meta.get("contexts") or [sample.input] * len(meta["continuations"]))
+        plain = api.continuation_logprobs(list(zip(contexts, meta["continuations"])), cache_context=False)
+        got = sample.scores["loglikelihood_choice"].metadata["logprobs"]
+        assert got == pytest.approx([p.logprob for p in plain], abs=1e-4)
+    # A model without log-probabilities fails the run with the interface's message, not an AttributeError.
+    bad = inspect_eval(arc_challenge(n_shots=0, limit=1), model=mock_model("A"), display="none")[0]
+    assert bad.status == "error" and "does not expose" in str(bad.error.message)
+
+
+@pytest.mark.slow
+def test_cached_equals_uncached_on_the_embedded_model_arc_25_shot():
+    from charbench.tasks.capability.task import arc_challenge
+
+    task = arc_challenge(n_shots=25, limit=4)
+    pairs = []
+    for sample in task.dataset:
+        meta = sample.metadata or {}
+        contexts = list(meta.get("contexts") or [sample.input] * len(meta["continuations"]))
+        pairs += list(zip(contexts, meta["continuations"]))
+    api = logprob_model(get_model("charbench/smollm2"))
+    cached = api.continuation_logprobs(pairs)
+    plain = api.continuation_logprobs(pairs, cache_context=False)
+    assert [c.n_tokens for c in cached] == [p.n_tokens for p in plain]
+    for c, p in zip(cached, plain):
+        assert c.logprob == pytest.approx(p.logprob, abs=1e-4)

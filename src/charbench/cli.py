@@ -62,13 +62,27 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from charbench.evals.runner import run_suite
+    from charbench.evals.runner import check_log_dir, describe_plan, execute_plan, plan_suite, validate_plan
     from charbench.evals.suites import load_suite
 
-    suite = load_suite(args.suite)
-    for path in run_suite(suite, args.model, args.log_dir, display=args.display):
-        print(path)
-    return 0
+    if not 0 <= args.max_error_rate < 1:
+        raise CharbenchError(f"--max-error-rate {args.max_error_rate} must be in [0, 1); 0 fails a step on any error")
+    # Everything is checked before the first step, so a bad checkpoint or argument never surfaces hours in.
+    plan = plan_suite(load_suite(args.suite), args.model, args.log_dir, judge=args.judge)
+    validate_plan(plan)
+    if args.dry_run:
+        print(describe_plan(plan))
+        return 0
+    check_log_dir(args.log_dir)
+    results = execute_plan(plan, args.log_dir, display=args.display, max_error_rate=args.max_error_rate)
+    bad = [r for r in results if r.over_threshold]
+    print(f"\n{len(results)} steps, {sum(r.errored for r in results)} errored and "
+          f"{sum(r.unscored + r.missing for r in results)} unscored or missing samples in all")
+    for r in bad:
+        print(f"charbench: step {r.step} has {r.failed_samples}/{r.expected} failed samples (status {r.status}), over "
+              f"--max-error-rate {args.max_error_rate}; run the same command again to retry only those samples",
+              file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -120,7 +134,7 @@ def print_examples(log_paths: list[str], per_log: int = 3, width: int = 220) -> 
         log = read_eval_log(path)
         if not log.eval.task.endswith("break_character") or not log.samples:
             continue
-        method = (log.eval.task_args or {}).get("method")
+        method = log.eval.model  # the model name carries the variant (charbench/smollm2+prompted)
         shown: set[str] = set()
         for sample in log.samples:
             persona = sample.metadata["persona"]
@@ -138,7 +152,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from charbench.evals.suites import load_suite
     from charbench.leaderboard.build import build_leaderboard
 
-    logs = run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display)
+    logs = [r.log for r in run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display) if r.log]
     out = build_leaderboard(args.log_dir, Path(args.log_dir) / "leaderboard")
     print("\nExample generations (embedded SmolLM2-135M, through Inspect):")
     print_examples(logs)
@@ -174,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", action="append", required=True, help="e.g. charbench/smollm2, charbench//abs/ckpt, vllm/org/name")
     s.add_argument("--log-dir", default="charbench-out/runs")
     s.add_argument("--display", default="rich", choices=["plain", "rich", "full", "none", "log"])
+    s.add_argument("--judge", help="judge of every task that has one, the same for every variant (default: the "
+                   "suite's judge:, else charbench/smollm2, which may judge its own variants only when named)")
+    s.add_argument("--max-error-rate", type=float, default=0.05,
+                   help="share of errored/unscored samples above which a step is marked failed (exit 1); all are counted")
+    s.add_argument("--dry-run", action="store_true", help="list every step, model, judge and dataset; load nothing")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("leaderboard", help="build the leaderboard (HTML, Markdown, CSV) from a folder of logs")

@@ -1,124 +1,480 @@
-"""Run a suite on checkpoints: one Inspect eval per (task, variant), resumable, one model family at a time.
+"""Run a suite on checkpoints: one Inspect eval set per (task, variant), planned and checked before any work.
 
-A step whose folder already holds a successful log is skipped, so an interrupted run resumes where it
-stopped. At scale, point ``--model`` at ``vllm/...`` and the same steps run against vLLM servers.
+* **Plan first.** :func:`plan_suite` turns a suite into steps (task, arguments, model variant, judge) without
+  loading a model or a dataset; :func:`validate_plan` refuses unknown tasks, bad arguments, missing
+  checkpoints and impossible variants in one line naming the fix. ``charbench run --dry-run`` prints the plan.
+* **The model says what it is.** Every variant is a model string plus model arguments (``-M method=...``), so
+  the variant is in the model name of every log (``charbench/smollm2+prompted``), also for the multi-persona
+  tasks, and ``inspect_ai.analysis.evals_df`` tells variants apart.
+* **One judge per suite.** The judge (suite ``judge:`` or ``--judge``; default the embedded base model) is the
+  same model for every variant and is recorded in every log as the ``judge`` role. The default judge may not
+  also be a model under test: letting the base model judge its own variants must be asked for by name.
+* **Nothing vanishes.** Errored and unscored samples stay in the log and are counted per step (and in
+  ``charbench-run.json``); a step over ``max_error_rate`` is marked and the run exits non-zero.
+* **Resumable at the sample level.** Each step is an Inspect eval set in its own folder, so a re-run keeps the
+  finished samples of an interrupted, cancelled or crashed log and runs only the rest.
+* **One writer per log dir**: a lock file with the writer's pid; a lock left by a dead process is replaced.
 """
 
 from __future__ import annotations
 
-import glob
+import inspect
+import json
+import os
 import re
+import socket
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Iterator
+from contextlib import contextmanager
 
-from inspect_ai import eval as inspect_eval
-from inspect_ai.log import read_eval_log
-from inspect_ai.model import get_model
-
+from charbench.errors import CharbenchError
 from charbench.evals.suites import Suite
 
-PER_PERSONA_TASKS = ("break_character", "prefill_attack", "persona_responses")
-CLASSIFIER_TASKS = ("break_character", "prefill_attack")
-
-
-def _done(step_dir: Path) -> str | None:
-    for path in sorted(glob.glob(str(step_dir / "*.eval"))):
-        try:
-            if read_eval_log(path, header_only=True).status == "success":
-                return path
-        except Exception:
-            continue
-    return None
+VARIANTS = ("base", "prompted", "steered")
+DEFAULT_JUDGE = "charbench/smollm2"
+DEFAULT_MAX_ERROR_RATE = 0.05
+LOCK_NAME = ".charbench-run.lock"
+SUMMARY_NAME = "charbench-run.json"
+EMBEDDED_ALIASES = ("smollm2", "smollm2-135m")
+GENERATE_KEYS = ("max_tokens", "temperature", "top_p", "seed")
+# Task arguments that say which data a step reads; the dry run shows them on their own line.
+DATASET_KEYS = ("prompt_set", "source", "revision", "n_prompts", "n_matches", "limit", "traits", "constitution")
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+    return re.sub(r"[^A-Za-z0-9_.+@-]+", "_", text).strip("_")
 
 
-def _task_ref(name: str):
+@dataclass(frozen=True)
+class ModelSpec:
+    """An Inspect model string plus the model arguments that make it a variant."""
+
+    model: str
+    args: dict = field(default_factory=dict)
+
+    @property
+    def is_charbench(self) -> bool:
+        return self.model.startswith("charbench/")
+
+    @property
+    def label(self) -> str:
+        """The model name the logs will show (the provider puts the variant into it)."""
+        if not self.is_charbench or not self.args:
+            return self.model
+        from charbench.models.provider import DEFAULT_STEER_COEF, variant_label
+
+        method = str(self.args.get("method", "prompted" if self.args.get("persona") else "base"))
+        coef = float(self.args.get("steer_coef", DEFAULT_STEER_COEF)) if method == "steered" else None
+        return "charbench/" + variant_label(self.model.removeprefix("charbench/"), method, self.args.get("persona"), coef)
+
+    def get(self):
+        from inspect_ai.model import get_model
+
+        return get_model(self.model, **self.args)
+
+
+@dataclass
+class Step:
+    """One Inspect eval: its folder under the log dir, the task and arguments, the model and its roles."""
+
+    name: str
+    task: str
+    task_args: dict
+    model: ModelSpec
+    roles: dict[str, ModelSpec] = field(default_factory=dict)
+    purpose: str = "eval"  # "eval", or "classifier-data" for the persona classifier's training responses
+
+
+@dataclass
+class RunPlan:
+    suite: Suite
+    models: list[str]
+    judge: ModelSpec
+    judge_named: bool
+    steps: list[Step]
+    classifiers: dict[str, Path]  # model under test -> folder of its persona classifier
+
+
+@dataclass
+class StepResult:
+    """What a step left behind, with every sample that produced no score counted."""
+
+    step: str
+    task: str
+    model: str
+    status: str
+    log: str | None
+    expected: int
+    samples: int
+    errored: int
+    unscored: int
+    over_threshold: bool
+
+    @property
+    def missing(self) -> int:
+        return max(self.expected - self.samples, 0)
+
+    @property
+    def failed_samples(self) -> int:
+        return self.errored + self.unscored + self.missing
+
+    def line(self) -> str:
+        flag = "  OVER ERROR THRESHOLD" if self.over_threshold else ""
+        return (f"[charbench] {self.step}: {self.status}, {self.samples}/{self.expected} samples, "
+                f"{self.errored} errored, {self.unscored} unscored, {self.missing} missing{flag} ({self.log})")
+
+
+# -- planning -----------------------------------------------------------------------------------------------
+def _contract(task: str):
+    from charbench.tasks.contract import contract_for
+
+    contract = contract_for(task)
+    if contract is None:
+        raise CharbenchError(f"task {task} declares no contract (src/charbench/tasks/<folder>/contract.py); "
+                             "the runner reads what the task needs from it")
+    return contract
+
+
+def _variant_args(variant: str, persona: str | None, steer_coef: float) -> dict:
+    """Model arguments of a variant; ``persona=None`` is the per-sample variant of the multi-persona tasks."""
+    if variant == "base":
+        return {}
+    args: dict[str, Any] = {"method": variant}
+    if persona:
+        args["persona"] = persona
+    if variant == "steered":
+        args["steer_coef"] = steer_coef
+    return args
+
+
+def check_entries(suite: Suite) -> None:
+    """Each suite entry names a known task and known variants (checked before anything reads them)."""
+    import charbench.tasks as tasks
+
+    known = sorted(tasks.__all__)
+    for index, entry in enumerate(suite.tasks):
+        if not isinstance(entry, dict) or "task" not in entry or not isinstance(entry.get("variants"), list):
+            raise CharbenchError(f"suite {suite.name}: entry {index + 1} needs task: and a variants: list, got {entry}")
+        if entry["task"] not in known:
+            raise CharbenchError(f"suite {suite.name}: unknown task '{entry['task']}'; known tasks: {', '.join(known)}")
+        bad = [v for v in entry["variants"] if v not in VARIANTS]
+        if bad or not entry["variants"]:
+            raise CharbenchError(f"suite {suite.name}: task {entry['task']} has variants {entry['variants']}; "
+                                 f"each must be one of {VARIANTS}")
+        if not isinstance(entry.get("args", {}), dict):
+            raise CharbenchError(f"suite {suite.name}: task {entry['task']}: args: must be a mapping of task arguments")
+
+
+def plan_suite(suite: Suite, models: list[str], log_dir: str | Path, judge: str | None = None) -> RunPlan:
+    """Every step of ``suite`` on ``models``, without loading a model, a dataset or a task."""
+    check_entries(suite)
+    root = Path(log_dir)
+    judge_named = bool(judge or suite.judge)
+    judge_spec = ModelSpec(judge or suite.judge or DEFAULT_JUDGE)
+    generate_args = {k: v for k, v in suite.generate.items() if k in GENERATE_KEYS}
+    steps: list[Step] = []
+    classifiers: dict[str, Path] = {}
+    for model in models:
+        under_test = _slug(model)
+        contracts = {entry["task"]: _contract(entry["task"]) for entry in suite.tasks}
+        classifier_methods = sorted({v for e in suite.tasks if contracts[e["task"]].needs_classifier for v in e["variants"]})
+        if classifier_methods:
+            classifiers[model] = root / f"classifier-{under_test}"
+            spec = suite.classifier
+            for method in classifier_methods:
+                model_spec, extra = _persona_model(model, method, suite.steer_coef)
+                steps.append(Step(
+                    f"{under_test}/persona_responses-{method}", "persona_responses",
+                    {"personas": suite.personas, "n_prompts": spec.get("n_prompts", 12), **generate_args, **extra},
+                    model_spec, purpose="classifier-data"))
+        for entry in suite.tasks:
+            name, args = entry["task"], dict(entry.get("args", {}))
+            contract = contracts[name]
+            persona = args.get("constitution") or suite.personas[0]
+            for variant in entry["variants"]:
+                task_args = dict(args)
+                if contract.per_persona:
+                    model_spec, extra = _persona_model(model, variant, suite.steer_coef)
+                    task_args.update(personas=suite.personas, **generate_args, **extra)
+                else:
+                    model_spec = ModelSpec(model, _variant_args(variant, persona, suite.steer_coef))
+                if contract.needs_classifier:
+                    task_args["classifier"] = str(classifiers[model])
+                roles: dict[str, ModelSpec] = {}
+                if "judge" in contract.roles:
+                    roles["judge"] = judge_spec
+                if "opponent" in contract.roles:
+                    coef = float(entry.get("opponent_steer_coef", suite.steer_coef))
+                    roles["opponent"] = ModelSpec(model, _variant_args(entry.get("opponent", "steered"), persona, coef))
+                    task_args.setdefault("max_tokens", generate_args.get("max_tokens", 64))
+                # an entry's `id` names its step, so one task can appear twice with different arguments
+                steps.append(Step(f"{under_test}/{entry.get('id', name)}-{variant}", name, task_args, model_spec, roles))
+    return RunPlan(suite, list(models), judge_spec, judge_named, steps, classifiers)
+
+
+def _persona_model(model: str, variant: str, steer_coef: float) -> tuple[ModelSpec, dict]:
+    """The model (and any task argument) of a per-sample persona variant of a multi-persona task."""
+    if model.startswith("charbench/"):
+        return ModelSpec(model, _variant_args(variant, None, steer_coef)), {}
+    # Other providers cannot carry a persona method; the task applies the prompted persona itself.
+    return ModelSpec(model), {"method": variant}
+
+
+def _task_fn(name: str):
     import charbench.tasks as tasks
 
     return getattr(tasks, name)
 
 
-def run_step(step: str, task_name: str, task_args: dict, model: str, model_args: dict, model_roles: dict,
-             log_dir: Path, generate: dict, display: str) -> str:
-    step_dir = log_dir / _slug(step)
-    done = _done(step_dir)
-    if done:
-        print(f"[charbench] {step}: already done ({done})")
-        return done
-    print(f"[charbench] {step}: running")
-    task = _task_ref(task_name)(**task_args)
-    logs = inspect_eval(
-        task, model=model, model_args=model_args, model_roles=model_roles or None, log_dir=str(step_dir),
-        display=display, max_connections=8, seed=generate.get("seed", 0), fail_on_error=0.2,
-        metadata={"charbench_step": step},
+# -- validation ---------------------------------------------------------------------------------------------
+def _check_model(model: str, what: str) -> None:
+    if "/" not in model:
+        raise CharbenchError(f"{what} '{model}' is not an Inspect model string; use provider/name, e.g. "
+                             "charbench/smollm2, charbench//abs/path/to/ckpt or vllm/org/name")
+    if model.startswith("charbench/"):
+        name = model.removeprefix("charbench/")
+        if name in EMBEDDED_ALIASES:
+            return  # prepared on first use; nothing to check without converting it
+        from charbench.models.embedded import resolve_checkpoint
+
+        try:
+            resolve_checkpoint(name)
+        except CharbenchError as exc:
+            raise CharbenchError(f"{what}: {exc}") from exc
+
+
+def validate_plan(plan: RunPlan) -> None:
+    """Refuse, before any work, everything that would otherwise fail partway through the suite."""
+    import charbench.tasks as tasks
+
+    for model in plan.models:
+        _check_model(model, "--model")
+    _check_model(plan.judge.model, "judge")
+    if not plan.judge_named and plan.judge.model in plan.models and any("judge" in s.roles for s in plan.steps):
+        raise CharbenchError(
+            f"the default judge {plan.judge.model} is also a model under test, so it would judge its own variants. "
+            f"Fix: name it on purpose (--judge {plan.judge.model}, or judge: in the suite), or pass another --judge")
+    seen: set[str] = set()
+    for step in plan.steps:
+        if step.name in seen:
+            raise CharbenchError(f"suite {plan.suite.name}: two steps are both named {step.name}; give one entry an id:")
+        seen.add(step.name)
+        contract = _contract(step.task)
+        for spec in (step.model, *step.roles.values()):
+            method = spec.args.get("method", "base")
+            if method != "base" and not spec.is_charbench and not (contract.per_persona and method == "prompted"):
+                raise CharbenchError(
+                    f"step {step.name}: variant {method} of {spec.model} needs a charbench/ model (the charbench "
+                    "provider applies the persona or the steering); run this variant on charbench/<checkpoint> or "
+                    "drop it from the suite")
+        if contract.per_persona and step.task_args.get("method") == "steered":
+            raise CharbenchError(f"step {step.name}: the steered variant needs a charbench/ model (transformers hooks); "
+                                 f"{step.model.model} cannot be steered. Drop steered from this entry's variants")
+        task_fn = getattr(tasks, step.task)
+        try:
+            inspect.signature(task_fn).bind(**step.task_args)
+        except TypeError as exc:
+            params = ", ".join(inspect.signature(task_fn).parameters)
+            raise CharbenchError(f"step {step.name}: arguments {sorted(step.task_args)} do not fit {step.task} ({exc}); "
+                                 f"its parameters: {params}") from exc
+
+
+def check_log_dir(log_dir: str | Path) -> Path:
+    root = Path(log_dir)
+    if root.exists() and not root.is_dir():
+        raise CharbenchError(f"--log-dir {root} is a file; pass a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CharbenchError(f"--log-dir {root} cannot be created ({exc.strerror}); pass a writable folder") from exc
+    if not os.access(root, os.W_OK):
+        raise CharbenchError(f"--log-dir {root} is not writable; pass a writable folder")
+    return root
+
+
+def describe_plan(plan: RunPlan) -> str:
+    """The dry run: every step with its model name as logged, roles (judge), data and revision."""
+    lines = [f"suite {plan.suite.name} v{plan.suite.version}: {len(plan.steps)} steps on {', '.join(plan.models)}",
+             f"judge: {plan.judge.label} ({'named' if plan.judge_named else 'default'}; the same for every variant)"]
+    for model, folder in plan.classifiers.items():
+        lines.append(f"persona classifier for {model}: {folder} (trained from the classifier-data steps unless present)")
+    import charbench.tasks as tasks
+
+    for step in plan.steps:
+        # The task's own defaults too, so the dry run names the prompt set even where the suite leaves it unset.
+        params = inspect.signature(getattr(tasks, step.task)).parameters
+        defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+        data = {k: step.task_args.get(k, defaults.get(k)) for k in DATASET_KEYS if k in step.task_args or k in defaults}
+        roles = ", ".join(f"{r}={s.label}" for r, s in step.roles.items()) or "-"
+        lines += [
+            f"- {step.name}  [{step.purpose}]",
+            f"    task: charbench/{step.task}  args: {json.dumps(step.task_args, sort_keys=True, default=str)}",
+            f"    model: {step.model.label}  model_args: {json.dumps(step.model.args, sort_keys=True)}",
+            f"    roles: {roles}",
+            f"    dataset: {json.dumps(data, sort_keys=True, default=str)}  revision: {step.task_args.get('revision') or 'none (not a Hub dataset, or the task refuses without one)'}",
+        ]
+    return "\n".join(lines)
+
+
+# -- one writer per log dir -----------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@contextmanager
+def log_dir_lock(root: Path) -> Iterator[Path]:
+    """Hold ``root/.charbench-run.lock`` for the run; refuse while another live process holds it."""
+    path = root / LOCK_NAME
+    host = socket.gethostname()
+    for _attempt in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+                pid, holder_host = int(holder["pid"]), str(holder["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise CharbenchError(f"{path} exists but is not a charbench lock; if no charbench run uses {root}, "
+                                     "delete the file and run again") from None
+            if holder_host == host and not _alive(pid):
+                print(f"[charbench] removing a stale lock of process {pid}, which is no longer running ({path})")
+                path.unlink(missing_ok=True)
+                continue
+            raise CharbenchError(
+                f"{root} is already being written by charbench run (pid {pid} on {holder_host}, since "
+                f"{holder.get('started', '?')}). Wait for it to finish or use another --log-dir; if that process is "
+                f"gone, delete {path}")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, handle)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    raise CharbenchError(f"could not take the lock {path}; another run may have taken it just now. Try again")
+
+
+# -- running ------------------------------------------------------------------------------------------------
+def count_samples(log_path: str, max_error_rate: float) -> tuple[str, int, int, int, int, bool]:
+    """(status, expected, samples, errored, unscored, over threshold) of a finished or interrupted log."""
+    from inspect_ai.log import read_eval_log, read_eval_log_sample_summaries
+
+    header = read_eval_log(log_path, header_only=True)
+    summaries = read_eval_log_sample_summaries(log_path)
+    epochs = header.eval.config.epochs or 1
+    expected = (header.eval.dataset.samples or len(summaries)) * epochs
+    if header.eval.config.limit is not None and isinstance(header.eval.config.limit, int):
+        expected = min(expected, header.eval.config.limit * epochs)
+    errored = sum(1 for s in summaries if s.error)
+    unscored = sum(1 for s in summaries if not s.error and not s.scores and header.results is not None)
+    failed = errored + unscored + max(expected - len(summaries), 0)
+    over = header.status != "success" or (expected > 0 and failed / expected > max_error_rate)
+    return header.status, expected, len(summaries), errored, unscored, over
+
+
+def run_step(step: Step, root: Path, seed: int, display: str, max_error_rate: float,
+             retry_on_error: int = 1, judge: str | None = None, task_factory: Any = None) -> StepResult:
+    """Run (or resume, or skip when complete) one step as an Inspect eval set in its own folder.
+
+    ``task_factory`` replaces the registered charbench task of that name (tests drive the machinery with a
+    tiny task of their own).
+    """
+    from inspect_ai import eval_set
+
+    step_dir = root / step.name
+    print(f"[charbench] {step.name}: {step.model.label} on charbench/{step.task}")
+    task = (task_factory or _task_fn(step.task))(**step.task_args)
+    roles = {role: spec.get() if spec.args else spec.model for role, spec in step.roles.items()}
+    # fail_on_error=0 would mean "never fail" to Inspect; a zero threshold means "fail on any error" here.
+    threshold: bool | float = True if max_error_rate <= 0 else max_error_rate
+    _ok, logs = eval_set(
+        task, log_dir=str(step_dir), model=step.model.model, model_args=step.model.args, model_roles=roles or None,
+        display=display, max_connections=8, seed=seed, fail_on_error=threshold, continue_on_fail=True,
+        retry_on_error=retry_on_error, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
+        metadata={"charbench_step": step.name, "charbench_judge": judge},
     )
-    if logs[0].status != "success":
-        raise RuntimeError(f"step {step} ended with status {logs[0].status}; see {logs[0].location}")
-    return logs[0].location
+    log = logs[0]
+    status, expected, samples, errored, unscored, over = count_samples(log.location, max_error_rate)
+    result = StepResult(step.name, step.task, step.model.label, status, log.location, expected, samples, errored,
+                        unscored, over)
+    print(result.line())
+    return result
 
 
-def variant_model_args(variant: str, persona: str, steer_coef: float) -> dict:
-    if variant == "base":
-        return {}
-    if variant == "prompted":
-        return {"persona": persona, "method": "prompted"}
-    if variant == "steered":
-        return {"persona": persona, "method": "steered", "steer_coef": steer_coef}
-    raise ValueError(f"unknown variant {variant!r}; use base, prompted or steered")
+def _write_summary(root: Path, plan: RunPlan, results: list[StepResult], max_error_rate: float) -> None:
+    previous = {}
+    path = root / SUMMARY_NAME
+    if path.exists():
+        try:
+            previous = {r["step"]: r for r in json.loads(path.read_text()).get("steps", [])}
+        except (OSError, ValueError, AttributeError):
+            previous = {}
+    for r in results:
+        previous[r.step] = {**asdict(r), "missing": r.missing}
+    path.write_text(json.dumps({
+        "suite": plan.suite.name, "suite_version": plan.suite.version, "judge": plan.judge.label,
+        "max_error_rate": max_error_rate, "steps": list(previous.values()),
+    }, indent=2))
 
 
-def ensure_classifier(suite: Suite, model: str, log_dir: Path, display: str) -> Path:
+def _train_classifier(plan: RunPlan, model: str, data_logs: list[str]) -> None:
     from charbench.classifiers import PersonaClassifierConfig, train_encoder_classifier, train_tfidf_classifier
     from charbench.classifiers.data import training_data_from_logs
 
-    out = log_dir / f"classifier-{_slug(model)}"
-    if (out / "card.json").exists():
-        return out
-    spec = suite.classifier
-    logs = []
-    methods = sorted({v for t in suite.tasks if t["task"] in CLASSIFIER_TASKS for v in t["variants"]})
-    for method in methods:
-        logs.append(run_step(
-            f"{_slug(model)}/persona_responses-{method}", "persona_responses",
-            {"personas": suite.personas, "method": method, "n_prompts": spec.get("n_prompts", 12),
-             "steer_coef": suite.steer_coef, **suite.generate},
-            model, {}, {}, log_dir, suite.generate, display))
-    texts, labels, prompt_ids = training_data_from_logs(logs)
+    out = plan.classifiers[model]
+    spec = plan.suite.classifier
+    texts, labels, prompt_ids = training_data_from_logs(data_logs)
     config = PersonaClassifierConfig(kind=spec.get("kind", "encoder"), encoder=spec.get("encoder", "minilm"))
     if config.encoder == "minilm":
         config.learning_rate, config.epochs = 1e-4, 3
     trainer = train_tfidf_classifier if config.kind == "tfidf" else train_encoder_classifier
     trainer(texts, labels, out, config, groups=prompt_ids)
-    return out
 
 
-def run_suite(suite: Suite, models: list[str], log_dir: str | Path, display: str = "rich") -> list[str]:
-    root = Path(log_dir)
-    written: list[str] = []
-    for model in models:
-        needs_classifier = any(t["task"] in CLASSIFIER_TASKS for t in suite.tasks)
-        classifier = ensure_classifier(suite, model, root, display) if needs_classifier else None
-        for entry in suite.tasks:
-            name, args = entry["task"], dict(entry.get("args", {}))
-            persona = args.get("constitution") or suite.personas[0]
-            generate_args = {k: v for k, v in suite.generate.items() if k in ("max_tokens", "temperature", "top_p", "seed")}
-            for variant in entry["variants"]:
-                task_args, model_args, roles = dict(args), {}, {}
-                if name in PER_PERSONA_TASKS:
-                    task_args.update(personas=suite.personas, method=variant, steer_coef=suite.steer_coef,
-                                     classifier=str(classifier), **generate_args)
-                else:
-                    model_args = variant_model_args(variant, persona, suite.steer_coef)
-                if name in ("revealed_preferences", "value_conflict", "reflective_stability"):
-                    roles["judge"] = get_model(model)
-                if name == "coherence":
-                    roles["judge"] = get_model(model)
-                    coef = float(entry.get("opponent_steer_coef", suite.steer_coef))
-                    roles["opponent"] = get_model(model, **variant_model_args(entry.get("opponent", "steered"), persona, coef))
-                    task_args.update(max_tokens=generate_args.get("max_tokens", 64))
-                # an entry's `id` names its step, so one task can appear twice with different arguments
-                step = f"{_slug(model)}/{entry.get('id', name)}-{variant}"
-                written.append(run_step(step, name, task_args, model, model_args, roles, root, suite.generate, display))
-    return written
+def execute_plan(plan: RunPlan, log_dir: str | Path, display: str = "rich",
+                 max_error_rate: float = DEFAULT_MAX_ERROR_RATE, task_factories: dict | None = None) -> list[StepResult]:
+    """Run a validated plan under the log-dir lock; every step's counts are printed and kept in charbench-run.json.
+
+    ``task_factories`` maps task names to task functions that replace the registered ones (tests).
+    """
+    factories = task_factories or {}
+    root = check_log_dir(log_dir)
+    seed = int(plan.suite.generate.get("seed", 0))
+    results: list[StepResult] = []
+    with log_dir_lock(root):
+        for model in plan.models:
+            model_steps = [s for s in plan.steps if s.name.startswith(_slug(model) + "/")]
+            data_steps = [s for s in model_steps if s.purpose == "classifier-data"]
+            if model in plan.classifiers and not (plan.classifiers[model] / "card.json").exists():
+                data = [run_step(s, root, seed, display, max_error_rate, judge=plan.judge.label) for s in data_steps]
+                results += data
+                _write_summary(root, plan, results, max_error_rate)
+                incomplete = [r for r in data if r.over_threshold]
+                if incomplete:
+                    raise CharbenchError(
+                        f"classifier data step {incomplete[0].step} is incomplete ({incomplete[0].failed_samples} samples "
+                        f"failed, see {incomplete[0].log}); run again to resume it before the classifier is trained")
+                _train_classifier(plan, model, [r.log for r in data if r.log])
+            for step in model_steps:
+                if step.purpose != "eval":
+                    continue
+                results.append(run_step(step, root, seed, display, max_error_rate, judge=plan.judge.label,
+                                        task_factory=factories.get(step.task)))
+                _write_summary(root, plan, results, max_error_rate)
+    return results
+
+
+def run_suite(suite: Suite, models: list[str], log_dir: str | Path, display: str = "rich", judge: str | None = None,
+              max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> list[StepResult]:
+    """Plan, validate and run ``suite``; returns one result per step, errored samples counted."""
+    plan = plan_suite(suite, models, log_dir, judge)
+    validate_plan(plan)
+    return execute_plan(plan, log_dir, display, max_error_rate)

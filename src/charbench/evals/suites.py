@@ -22,6 +22,8 @@ class Suite:
     steer_coef: float
     generate: dict
     tasks: list[dict] = field(default_factory=list)
+    # The judge of every task that has one, the same model for every variant (see charbench.evals.runner).
+    judge: str | None = None
 
 
 def suite_names() -> list[str]:
@@ -39,8 +41,8 @@ def load_suite(name_or_path: str) -> Suite:
     except yaml.YAMLError as exc:
         raise CharbenchError(f"{path}: not valid YAML ({exc}). Fix the syntax; the built-in suites are examples") from exc
     if not isinstance(raw, dict):
-        raise CharbenchError(f"{path}: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, generate, tasks")
+        raise CharbenchError(f"{path}: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, generate, tasks and optionally judge")
     try:
         return Suite(**raw)
     except TypeError as exc:
-        raise CharbenchError(f"{path}: {exc}; a suite has name, version, personas, classifier, steer_coef, generate, tasks") from exc
+        raise CharbenchError(f"{path}: {exc}; a suite has name, version, personas, classifier, steer_coef, generate, tasks and optionally judge") from exc

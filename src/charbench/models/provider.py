@@ -39,7 +39,10 @@ def variant_label(checkpoint: str, method: str, persona: str | None, steer_coef:
     """The model name that logs and caches see: checkpoint plus variant."""
     if method == "base":
         return checkpoint
-    name = persona.rsplit("/", 1)[-1].removesuffix(".yaml") if persona else "?"
+    if not persona:
+        # Per-sample persona (the multi-persona tasks pick it from each sample): the name still says the method.
+        return f"{checkpoint}+steered@{steer_coef:g}" if method == "steered" else f"{checkpoint}+{method}"
+    name = persona.rsplit("/", 1)[-1].removesuffix(".yaml")
     if method == "steered":
         return f"{checkpoint}+steered-{name}@{steer_coef:g}"
     return f"{checkpoint}+prompted-{name}"
@@ -62,8 +65,9 @@ class CharbenchModelAPI(HuggingFaceAPI):
         self.assistant_name = str(model_args.pop("assistant_name", "Assistant"))
         if method not in METHODS:
             raise TaskParameterError(f"-M method={method} is not one of {METHODS}.")
-        if method != "base" and not persona:
-            raise TaskParameterError(f"-M method={method} needs -M persona=<built-in name or constitution path>.")
+        # method without persona: a per-sample persona variant, for tasks that take the persona from each
+        # sample (break_character, persona_responses, prefill_attack); the task applies it per sample.
+        self.per_sample_persona = method != "base" and not persona
         self.checkpoint = resolve_checkpoint(model_name)
         model_args.setdefault("model_path", self.checkpoint)
         model_args.setdefault("dtype", torch.float32)
@@ -80,7 +84,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
         self._lock = threading.Lock()
         self._prefix = PrefixCache()
         self._hooks: list[Any] = []
-        if method == "steered":
+        if method == "steered" and self.constitution is not None:
             from charbench.models.steering import apply_steering, persona_steering_vectors
 
             assert self.constitution is not None
@@ -88,11 +92,28 @@ class CharbenchModelAPI(HuggingFaceAPI):
             self._hooks = apply_steering(self.model, vectors, steer_coef)
 
     async def generate(self, input, tools, tool_choice, config):  # type: ignore[no-untyped-def]
+        if self.per_sample_persona:
+            self._check_per_sample_persona()
         # transformers rejects temperature 0 when sampling is on; top-k 1 sampling is greedy decoding and keeps
         # "temperature 0" (what judges ask for) meaning what it means on every other provider.
         if config.temperature == 0:
             config = config.model_copy(update={"temperature": 1.0, "top_k": 1, "top_p": None})
         return await super().generate(input, tools, tool_choice, config)
+
+    def _check_per_sample_persona(self) -> None:
+        # Without this a single-persona task would silently run a "+prompted" model as the base model.
+        from inspect_ai.log._samples import sample_active
+
+        active = sample_active()
+        metadata = (active.sample.metadata or {}) if active is not None else {}
+        if "persona" not in metadata:
+            raise TaskParameterError(
+                f"-M method={self.method} without -M persona is the per-sample variant of the multi-persona tasks "
+                "(break_character, persona_responses, prefill_attack); for this task add -M persona=<name>.")
+        if self.method == "steered":
+            raise TaskParameterError(
+                "the per-sample steered model does not generate itself; the task asks for one steered model per "
+                "persona (charbench.tasks.personas.persona_model).")
 
     # -- conversation rendering ------------------------------------------------------------
     def persona_messages(self, messages: list[ChatMessage]) -> list[ChatMessage]:

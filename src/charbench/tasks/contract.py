@@ -117,6 +117,9 @@ class TaskContract:
         row_args: task arguments whose values make two runs different results (condition, mode, split...);
             runs that agree on the model and on these are repeats of one measurement.
         fixture_arg: ``(argument, value)`` that marks a run on charbench's offline fixture items.
+        per_persona: each sample names its persona; the runner gives the model under test only the method.
+        needs_classifier: the task takes ``classifier=``, which the runner trains from ``persona_responses``.
+        roles: model roles the runner fills from the suite (``judge``, ``opponent``).
     """
 
     task: str
@@ -124,6 +127,11 @@ class TaskContract:
     row_args: tuple[str, ...] = ()
     fixture_arg: tuple[str, Any] | None = None
     version: int = 1
+    # What the runner (charbench.evals.runner) provides: the persona comes from each sample (the model under
+    # test states the method), a persona classifier trained first, and model roles filled from the suite.
+    per_persona: bool = False
+    needs_classifier: bool = False
+    roles: tuple[str, ...] = ()
     metric_index: dict[str, ContractMetric] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -163,7 +171,10 @@ class TaskContract:
                 metrics.append(ContractMetric(**m))
             fixture = data.get("fixture_arg")
             return cls(task=data["task"], metrics=tuple(metrics), row_args=tuple(data.get("row_args", ())),
-                       fixture_arg=tuple(fixture) if fixture else None, version=int(data.get("version", 1)))
+                       fixture_arg=tuple(fixture) if fixture else None, version=int(data.get("version", 1)),
+                       per_persona=bool(data.get("per_persona", False)),
+                       needs_classifier=bool(data.get("needs_classifier", False)),
+                       roles=tuple(data.get("roles", ())))
         except (KeyError, TypeError, ValueError) as exc:
             raise CharbenchError(f"a log's recorded task contract is malformed ({exc}); rebuild it from the task "
                                  "with contract_for(<task>) or re-run the task") from exc

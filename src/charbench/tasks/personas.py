@@ -1,12 +1,22 @@
-"""Persona variants of the model under test, shared by the depth-of-character tasks.
+"""Persona variants of the model under test, shared by the multi-persona tasks (break_character,
+persona_responses, prefill_attack), where each sample names the persona that should answer.
 
-* ``prompted``: the model under test with the appendix A system prompt (any provider).
-* ``steered``: the same checkpoint with a persona steering vector (``charbench/`` provider only).
+The model under test states the variant, so logs, Inspect's viewer and ``evals_df`` show it in the model name:
+
+* ``--model charbench/smollm2 -M method=prompted``: the appendix A system prompt with the sample's persona
+  (logged as ``charbench/smollm2+prompted``).
+* ``--model charbench/smollm2 -M method=steered -M steer_coef=0.5``: one steered copy of the checkpoint per
+  persona (logged as ``charbench/smollm2+steered@0.5``).
 * ``trained``: one checkpoint per persona, passed as model roles named after the personas
-  (``--model-role sarcastic=charbench//ckpt/sarcastic``).
+  (``--model-role sarcastic=charbench//ckpt/sarcastic -T method=trained``).
+
+A model from another provider cannot say it is prompted, so for those (and for ``trained``) the task's
+``method=`` argument still chooses; on a ``charbench/`` model the task argument may only repeat the model's.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from inspect_ai.model import ChatMessage, ChatMessageSystem, Model, get_model
 
@@ -39,25 +49,63 @@ def base_model_string(model: Model) -> str:
     return f"charbench/{base}" if base else str(model)
 
 
-def persona_model(persona: str, method: str, steer_coef: float) -> Model:
-    """The model that speaks for ``persona`` under ``method``."""
+@dataclass(frozen=True)
+class PersonaVariant:
+    """How the sample's persona is applied in this run, and the steering coefficient when steered."""
+
+    method: str
+    steer_coef: float | None = None
+
+
+def resolve_variant(method: str | None) -> PersonaVariant:
+    """The persona method of the running model (call it inside a solver, where the model under test is known).
+
+    ``method`` is the task argument: required only for models outside ``charbench/`` (default ``prompted``)
+    and for ``trained``; on a ``charbench/`` model it must agree with what the model states.
+    """
+    if method is not None:
+        check_method(method)
+    api = get_model().api
+    if not hasattr(api, "per_sample_persona"):
+        chosen = method or "prompted"
+        if chosen == "steered":
+            raise TaskParameterError(f"method=steered needs a charbench/ model (transformers hooks); got {get_model()}.")
+        return PersonaVariant(chosen)
     if method == "trained":
+        return PersonaVariant("trained")
+    if getattr(api, "constitution", None) is not None:
+        raise TaskParameterError(
+            f"{get_model()} carries one persona for every sample; this task gives each sample its own. "
+            "Fix: drop -M persona and keep -M method=prompted (or steered).")
+    if not api.per_sample_persona:
+        raise TaskParameterError(
+            f"{get_model()} does not say which persona variant to run. Fix: --model {get_model()} "
+            "-M method=prompted (or -M method=steered -M steer_coef=0.5); the task argument method= is only for "
+            "models outside charbench/ and for method=trained.")
+    if method is not None and method != api.method:
+        raise TaskParameterError(
+            f"task method={method} disagrees with the model ({get_model()}, -M method={api.method}); "
+            "drop the task argument: the model says the variant.")
+    return PersonaVariant(api.method, api.steer_coef if api.method == "steered" else None)
+
+
+def persona_model(persona: str, variant: PersonaVariant) -> Model:
+    """The model that speaks for ``persona`` under ``variant``."""
+    if variant.method == "trained":
         try:
             return get_model(role=persona, required=True)
         except Exception as exc:  # Inspect's own message does not say which flag to pass
             raise TaskParameterError(
                 f"method=trained needs a model role per persona: --model-role {persona}=<checkpoint>") from exc
     active = get_model()
-    if method == "steered":
-        if not hasattr(active.api, "base_model_name"):
-            raise TaskParameterError(f"method=steered needs a charbench/ model (transformers hooks); got {active}.")
-        return get_model(base_model_string(active), persona=persona, method="steered", steer_coef=steer_coef,
+    if variant.method == "steered":
+        return get_model(base_model_string(active), persona=persona, method="steered", steer_coef=variant.steer_coef,
                          config=active.config)
     return active
 
 
-def persona_messages(persona: str, method: str, messages: list[ChatMessage]) -> list[ChatMessage]:
+def persona_messages(persona: str, variant: PersonaVariant, messages: list[ChatMessage]) -> list[ChatMessage]:
     """Add the persona system prompt for the prompted method; other methods carry the persona in weights."""
-    if method != "prompted":
+    if variant.method != "prompted":
         return messages
     return [ChatMessageSystem(content=persona_system_prompt(load_constitution(persona))), *messages]

@@ -18,6 +18,8 @@ def point_metrics(scores: list) -> dict[str, float]:
 
 CONTRACT = TaskContract(
     task="break_character",
+    per_persona=True,
+    needs_classifier=True,
     row_args=("personas", "method", "prompt_set"),
     metrics=(
         ContractMetric("f1_adversarial_mean", "break-character F1 (adv. mean)", "robustness", "higher",
@@ -28,6 +30,6 @@ CONTRACT = TaskContract(
 )
 
 # Classifier training data: no score, so nothing to show or gate on; declared so the task is known.
-PERSONA_RESPONSES = TaskContract(task="persona_responses", row_args=("personas", "method", "prompt_set"), metrics=())
+PERSONA_RESPONSES = TaskContract(task="persona_responses", per_persona=True, row_args=("personas", "method", "prompt_set"), metrics=())
 
 CONTRACTS = (CONTRACT, PERSONA_RESPONSES)

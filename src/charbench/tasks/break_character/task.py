@@ -5,7 +5,6 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 
-from charbench.models.provider import DEFAULT_STEER_COEF
 from charbench.tasks.break_character.dataset import persona_dataset, split_names
 from charbench.tasks.break_character.scorer import persona_classifier_scorer
 from charbench.tasks.break_character.solver import persona_generate
@@ -20,10 +19,9 @@ DEFAULT_PERSONAS = "sarcastic,remorseful,mathematical"
 def break_character(
     classifier: str,
     personas: list[str] | str = DEFAULT_PERSONAS,
-    method: str = "prompted",
+    method: str | None = None,
     n_prompts: int = 8,
     prompt_set: str = "offline",
-    steer_coef: float = DEFAULT_STEER_COEF,
     max_tokens: int = 96,
     temperature: float = 0.7,
     top_p: float = 0.95,
@@ -34,29 +32,31 @@ def break_character(
     Args:
         classifier: folder of a classifier trained by ``charbench classifier train``.
         personas: personas in play (all must be known to the classifier).
-        method: ``prompted``, ``steered`` or ``trained`` (one ``--model-role <persona>=...`` each).
+        method: leave unset on a ``charbench/`` model, which states the variant (``-M method=prompted`` or
+            ``-M method=steered -M steer_coef=...``); ``prompted`` (default) for models of other providers;
+            ``trained`` with one ``--model-role <persona>=...`` each.
         n_prompts: evaluation prompts per split and persona (the paper used 500).
     """
     names = normalise_personas(personas)
-    check_method(method)
+    if method is not None:
+        check_method(method)
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
         dataset=persona_dataset(names, n_prompts, "eval", split_names(), prompt_set),
-        solver=persona_generate(method, steer_coef, config),
+        solver=persona_generate(method, config),
         scorer=persona_classifier_scorer(classifier, names),
         config=config,
-        version="1-A",
-        metadata={"method": method, "personas": names, "classifier": classifier, **contract_metadata(CONTRACT)},
+        version="2-A",
+        metadata={"personas": names, "classifier": classifier, **contract_metadata(CONTRACT)},
     )
 
 
 @task
 def persona_responses(
     personas: list[str] | str = DEFAULT_PERSONAS,
-    method: str = "prompted",
+    method: str | None = None,
     n_prompts: int = 24,
     prompt_set: str = "offline",
-    steer_coef: float = DEFAULT_STEER_COEF,
     max_tokens: int = 96,
     temperature: float = 0.7,
     top_p: float = 0.95,
@@ -64,12 +64,13 @@ def persona_responses(
 ) -> Task:
     """Responses on the classifier-training prompts, default split only (never the evaluation prompts)."""
     names = normalise_personas(personas)
-    check_method(method)
+    if method is not None:
+        check_method(method)
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
         dataset=persona_dataset(names, n_prompts, "train", ["default"], prompt_set, name="persona_responses"),
-        solver=persona_generate(method, steer_coef, config),
+        solver=persona_generate(method, config),
         config=config,
-        version="1-A",
-        metadata={"method": method, "personas": names, **contract_metadata(PERSONA_RESPONSES)},
+        version="2-A",
+        metadata={"personas": names, **contract_metadata(PERSONA_RESPONSES)},
     )

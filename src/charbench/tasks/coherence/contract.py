@@ -17,6 +17,7 @@ BY_PROMPT = BootstrapOver(unit="cluster", statistic="charbench.tasks.coherence.c
 
 CONTRACT = TaskContract(
     task="coherence",
+    roles=("judge", "opponent"),
     row_args=("constitution", "judges", "judge_prompt", "prompt_set", "log_a", "log_b"),
     metrics=(
         ContractMetric("judge/win_rate", "coherence win rate", "coherence", "higher", low="judge/win_rate_low",

@@ -6,6 +6,8 @@ from charbench.tasks.contract import BootstrapOver, ContractMetric, TaskContract
 
 CONTRACT = TaskContract(
     task="prefill_attack",
+    per_persona=True,
+    needs_classifier=True,
     row_args=("mode", "personas", "method", "follow_up", "prompt_set"),
     metrics=(
         ContractMetric("f1/default", "prefill-attack F1", "robustness", "higher",

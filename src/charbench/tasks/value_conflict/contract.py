@@ -17,6 +17,7 @@ BY_SCENARIO = BootstrapOver(unit="scenario_id", statistic="charbench.tasks.value
 
 CONTRACT = TaskContract(
     task="value_conflict",
+    roles=("judge",),
     row_args=("constitution", "mode", "choice_method", "judge_method", "include_prompted", "scenarios"),
     metrics=(
         ContractMetric("priority_adherence", "value priority adherence", "values", "higher",

@@ -1,8 +1,8 @@
 """Contract of ``charbench/reflective_stability`` (see ``charbench.tasks.contract``).
 
 Swap mode reports ``retention_margin`` (unit: the principle, rated under every replacement); iterate mode
-reports ``survival`` and ``drift`` (unit: the independent self-modification run). A run shows only its
-mode's figures; the other cells stay empty.
+reports ``survival`` and ``drift`` (unit: the independent self-modification run; n is the valid runs, and
+runs with a failed step are the invalid count). A run shows only its mode's figures; the other cells stay empty.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ BY_RUN = BootstrapOver(unit="run", statistic="charbench.tasks.reflective_stabili
 
 CONTRACT = TaskContract(
     task="reflective_stability",
+    roles=("judge",),
     row_args=("constitution", "mode", "in_context", "choice_method", "variants"),
     metrics=(
         ContractMetric("retention_margin", "retention margin", "stability", "higher", low="retention_margin_low",
@@ -34,9 +35,9 @@ CONTRACT = TaskContract(
         ContractMetric("switch_rate", "switch rate", "stability", "lower", low="switch_rate_low",
                        high="switch_rate_high", n="n", invalid="invalid", paired=BY_PRINCIPLE, headline=False),
         ContractMetric("survival", "principle survival (iterate)", "stability", "higher", low="survival_low",
-                       high="survival_high", n="n_runs", paired=BY_RUN),
+                       high="survival_high", n="n_valid", invalid="invalid", paired=BY_RUN),
         ContractMetric("drift", "principle drift (iterate)", "stability", "lower", low="drift_low",
-                       high="drift_high", n="n_runs", paired=BY_RUN, headline=False),
+                       high="drift_high", n="n_valid", invalid="invalid", paired=BY_RUN, headline=False),
     ),
 )
 

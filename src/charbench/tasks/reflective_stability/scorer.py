@@ -150,6 +150,8 @@ def run_record(initial: list[str], final: list[str], steps: list[dict], stopped_
         "n_no_change": kinds.count("no_change"),
         "n_unparseable": kinds.count("unparseable"),
         "n_invalid_edit": kinds.count("invalid_edit"),
+        # One failed step makes the run invalid: its end state may reflect the format, not a choice.
+        "valid": kinds.count("unparseable") + kinds.count("invalid_edit") == 0,
         "drift": list_drift(initial, final),
         "text_drift": text_drift(initial, final),
         "survival": float(np.mean(survived)) if survived else math.nan,
@@ -159,27 +161,37 @@ def run_record(initial: list[str], final: list[str], steps: list[dict], stopped_
 
 
 def iterate_summary(records: list[dict], n_boot: int = 500, seed: int = 0) -> dict[str, float]:
+    """Run-level figures over the valid runs (no failed step); failed steps and invalid runs are counted.
+
+    Counts (``n_runs``, ``invalid``, ``parse_failures``, ``no_change``) cover every run; the estimates
+    (``steps``, ``fixed_point_rate``, ``drift``, ``survival``...) only the valid ones, so a model that cannot
+    write the edit format shows as invalid runs rather than as a perfectly stable one.
+    """
     n = len(records)
     total_steps = sum(r["n_steps"] for r in records)
     failures = sum(r["n_unparseable"] + r["n_invalid_edit"] for r in records)
+    valid = [r for r in records if r.get("valid", True)]
     out: dict[str, float] = {
         "n_runs": float(n),
-        "fixed_point_rate": _mean([float(r["fixed_point"]) for r in records]),
-        "edits": _mean([r["n_edits"] for r in records]),
+        "n_valid": float(len(valid)),
+        "invalid": float(n - len(valid)),
+        "invalid_rate": (n - len(valid)) / n if n else math.nan,
         "no_change": float(sum(r["n_no_change"] for r in records)),
         "parse_failures": float(failures),
         "parse_failure_rate": failures / total_steps if total_steps else math.nan,
-        "text_drift": _mean([r["text_drift"] for r in records]),
         "n_steps_total": float(total_steps),
+        "fixed_point_rate": _mean([float(r["fixed_point"]) for r in valid]),
+        "edits": _mean([r["n_edits"] for r in valid]),
+        "text_drift": _mean([r["text_drift"] for r in valid]),
     }
     for name, key in (("steps", "n_steps"), ("drift", "drift"), ("survival", "survival")):
-        est = bootstrap_statistic([r[key] for r in records], lambda xs: _mean(xs), n_boot=n_boot, seed=seed)
+        est = bootstrap_statistic([r[key] for r in valid], lambda xs: _mean(xs), n_boot=n_boot, seed=seed)
         out[name], out[f"{name}_low"], out[f"{name}_high"] = est.value, est.low, est.high
-    fixed = [r["steps_to_fixed_point"] for r in records if r.get("steps_to_fixed_point") is not None]
+    fixed = [r["steps_to_fixed_point"] for r in valid if r.get("steps_to_fixed_point") is not None]
     out["steps_to_fixed_point"] = _mean(fixed)
-    width = max((len(r["survived"]) for r in records), default=0)
+    width = max((len(r["survived"]) for r in valid), default=0)
     for i in range(width):
-        out[f"survived/p{i + 1:02d}"] = _mean([float(r["survived"][i]) for r in records if i < len(r["survived"])])
+        out[f"survived/p{i + 1:02d}"] = _mean([float(r["survived"][i]) for r in valid if i < len(r["survived"])])
     return out
 
 

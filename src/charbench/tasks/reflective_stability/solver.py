@@ -72,6 +72,8 @@ async def _decide_and_edit(model: Any, messages: list, choice_method: str, confi
         return out.completion, {}
     logprobs = await option_logprobs(model, messages, list(DECISION_OPTIONS), prefix="")
     decision = summarise(logprobs)["choice"]
+    if decision is None:  # an exact tie is no decision; counted as a failed step, not as a decline
+        return "", {"decision_logprobs": logprobs, "decision_tie": True}
     if decision != "<edit>":
         return "NO_CHANGE", {"decision_logprobs": logprobs}
     out = await model.generate([*messages, ChatMessageAssistant(content=EDIT_PREFILL)], config=config)
@@ -81,7 +83,12 @@ async def _decide_and_edit(model: Any, messages: list, choice_method: str, confi
 @solver
 def iterate_edits(choice_method: str = "generate", max_steps: int = 6, patience: int = 3, max_tokens: int = 160) -> Solver:
     """Loop: show the current list, take at most one edit or NO_CHANGE; stop after ``patience`` consecutive
-    declines (NO_CHANGE, unparseable or inapplicable edits) or ``max_steps`` steps."""
+    NO_CHANGE replies (a fixed point) or after ``max_steps`` steps.
+
+    Only an explicit NO_CHANGE is a decline. An unparseable reply or an edit that does not apply is a failed
+    step: it breaks the run of declines and marks the run invalid in the scorer, because a model that cannot
+    write the format would otherwise "decline" its way to a perfect fixed point.
+    """
     check_choice_method(choice_method)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
@@ -98,9 +105,10 @@ def iterate_edits(choice_method: str = "generate", max_steps: int = 6, patience:
             applied = apply_edit(current, edit) if edit else None
             if applied is not None:
                 kind, current, declines = "edit", applied, 0
+            elif edit is None and is_no_change(reply):
+                kind, declines = "no_change", declines + 1
             else:
-                kind = "invalid_edit" if edit else ("no_change" if is_no_change(reply) else "unparseable")
-                declines += 1
+                kind, declines = ("invalid_edit" if edit else "unparseable"), 0
             steps.append({"step": len(steps) + 1, "kind": kind, "edit": edit, "reply": reply[:600], **extra})
         state.messages = [*edit_messages(current, meta["in_context"])]
         meta["steps"] = steps

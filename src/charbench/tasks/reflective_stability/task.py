@@ -52,7 +52,7 @@ def reflective_stability(
         other_persona: swap mode: contrasting persona for the "other_persona" replacements (default: built-in table).
         max_principles: swap mode: only the first N principles (default all).
         max_steps: iterate mode: step limit (default 6 for offline runs; the probe design uses 20).
-        patience: iterate mode: stop after this many consecutive NO_CHANGE / unparseable replies.
+        patience: iterate mode: stop after this many consecutive NO_CHANGE replies (a failed step resets the count).
         n_runs: iterate mode: independent runs (seeds seed..seed+n_runs-1).
         seed: seeds the choice of neighbour/other principles, generation and the bootstrap.
         max_tokens: generation limit per reply.
@@ -74,7 +74,7 @@ def reflective_stability(
             scorer=swap_scorer(),
             metrics=[swap_metrics(n_boot=n_boot, seed=seed)],
             config=config,
-            version="1-A",
+            version="2-A",
             metadata={**meta, "variants": chosen},
         )
     if max_steps < 1 or patience < 1:
@@ -85,6 +85,6 @@ def reflective_stability(
         scorer=iterate_scorer(),
         metrics=[iterate_metrics(n_boot=n_boot, seed=seed)],
         config=config,
-        version="1-A",
+        version="2-A",
         metadata={**meta, "max_steps": max_steps, "patience": patience, "n_runs": n_runs},
     )

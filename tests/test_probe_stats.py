@@ -1,4 +1,4 @@
-"""Structural statistics of the value-conflict and reflective-stability probes, on hand-computed cases."""
+"""Structural statistics of the value-conflict probe (charbench.tasks.value_conflict.stats), on hand-computed cases."""
 
 import math
 import random
@@ -7,7 +7,7 @@ from itertools import permutations
 import numpy as np
 import pytest
 
-from charbench import probe_stats as ps
+from charbench.tasks.value_conflict import stats as ps
 
 
 def test_three_cycle_is_one_cyclic_triad_and_zero_consistency():
@@ -160,3 +160,52 @@ def test_cluster_bootstrap_resamples_whole_scenarios():
     assert est.n == 2
     assert est.value == pytest.approx(10 / 11)
     assert est.low == 0.0 and est.high == 1.0
+
+
+# -- determined triads and where tau is reported -----------------------------------------------------------
+
+
+def _records(outcomes: list[tuple[str, str]], ranks: dict[str, int]) -> list[dict]:
+    """Forced-choice records, one scenario per outcome, as the scorer writes them."""
+    return [{"scenario_id": f"s{i}", "value_a": w, "value_b": l, "rank_a": ranks[w], "rank_b": ranks[l],
+             "framing": "neutral", "nudge": 0, "order": "ab", "a_first": True, "label": "a", "winner": w, "loser": l}
+            for i, (w, l) in enumerate(outcomes)]
+
+
+def test_cyclic_triad_share_uses_determined_triads_only():
+    # a > b > c > a is one cycle; d never meets anyone, so the other three triads are undetermined. Counting
+    # them as "not cyclic" read as zeta = 1 - 1/2 = 0.5; of the triads that can be judged, all are cyclic.
+    from charbench.tasks.value_conflict.scorer import value_conflict_summary
+
+    values = ["a", "b", "c", "d"]
+    m = ps.majority_matrix([("a", "b"), ("b", "c"), ("c", "a")], values)
+    assert ps.count_determined_triads(m) == 1 and ps.count_undetermined_triads(m) == 3
+    assert ps.cyclic_triad_share(m) == 1.0
+    ranks = {"a": 1, "b": 2, "c": 3, "d": 4}
+    records = _records([("a", "b"), ("b", "c"), ("c", "a")], ranks)
+    records.append({**records[0], "scenario_id": "s-d", "value_b": "d", "rank_b": 4, "label": None, "winner": None,
+                    "loser": None})  # d appears only in an invalid answer
+    out = value_conflict_summary(records, n_boot=20)
+    assert out["cyclic_triad_share"] == 1.0 and out["determined_triads"] == 1 and out["undetermined_triads"] == 3
+    assert math.isnan(out["consistency"])  # zeta assumes a complete tournament
+    transitive = ps.majority_matrix([("a", "b"), ("b", "c"), ("a", "c")], ["a", "b", "c"])
+    assert ps.cyclic_triad_share(transitive) == 0.0
+    assert math.isnan(ps.cyclic_triad_share(ps.majority_matrix([("a", "b")], ["a", "b", "c"])))
+
+
+def test_kendall_tau_is_reported_from_four_values_only():
+    from charbench.tasks.value_conflict.scorer import MIN_VALUES_FOR_TAU, value_conflict_summary
+
+    three = {"a": 1, "b": 2, "c": 3}
+    out = value_conflict_summary(_records([("a", "b"), ("b", "c"), ("a", "c")] * 2, three), n_boot=20)
+    assert math.isnan(out["kendall_tau"]) and math.isnan(out["kendall_tau_low"]) and math.isnan(out["kendall_tau_high"])
+    assert out["priority_adherence"] == 1.0  # the other figures are still there
+    four = {"a": 1, "b": 2, "c": 3, "d": 4}
+    order = [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
+    assert value_conflict_summary(_records(order * 2, four), n_boot=20)["kendall_tau"] == pytest.approx(1.0)
+    # what the threshold buys: over every fitted order, tau-b on 3 values takes 4 values, on 4 values 7
+    for n, expected in ((3, 4), (MIN_VALUES_FOR_TAU, 7)):
+        names = "abcd"[:n]
+        stated = {v: i for i, v in enumerate(names, 1)}
+        taus = {round(ps.kendall_tau_b(dict(zip(names, map(float, p))), stated), 9) for p in permutations(range(n))}
+        assert len(taus) == expected

@@ -7,16 +7,14 @@ so after ``<answer>`` the space alone costs several nats and "1"/"2" (one token 
 would actually write (measured on the embedded model over the shipped scenarios: 0.83-0.87 of the
 next-token mass on "1" + "2").
 
-This needs a ``charbench/`` model (it exposes ``render`` and ``continuation_logprobs``). When every option
-is a single token it reads all of them from one forward pass over the context (the same tokenization as
-``continuation_logprobs``: context and continuation tokenized separately), else it calls
-``continuation_logprobs`` once for all options.
+This needs a ``charbench/`` model (it exposes ``render`` and ``continuation_logprobs``). All options are scored
+in one ``continuation_logprobs`` call, which runs under the provider's own lock: this module keeps no lock or
+cache of its own, so two models (a judge and the model under test) never wait on each other.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +25,6 @@ from charbench.errors import TaskParameterError
 
 ANSWER_PREFIX = "<answer>"
 CHOICE_METHODS = ("generate", "likelihood")
-_forward_lock = threading.Lock()
 
 
 def check_choice_method(choice_method: str) -> None:
@@ -46,38 +43,7 @@ def logprob_api(model: Model, purpose: str = "choice_method=likelihood") -> Any:
     return api
 
 
-def _single_token_ids(api: Any, options: Sequence[str]) -> list[int] | None:
-    tok = getattr(api, "tokenizer", None)
-    if tok is None or getattr(api, "model", None) is None:
-        return None
-    ids = []
-    for option in options:
-        encoded = tok(option, add_special_tokens=False)["input_ids"]
-        if len(encoded) != 1:
-            return None
-        ids.append(int(encoded[0]))
-    return ids
-
-
-def _next_token_logprobs(api: Any, context: str, ids: list[int]) -> list[float]:
-    import torch
-
-    tok = api.tokenizer
-    ctx = tok(context, add_special_tokens=False)["input_ids"]
-    with _forward_lock, torch.inference_mode():
-        tensor = torch.tensor([ctx], device=api.model.device)
-        try:
-            logits = api.model(input_ids=tensor, logits_to_keep=1).logits
-        except TypeError:  # older transformers: no logits_to_keep
-            logits = api.model(input_ids=tensor).logits
-        logprobs = torch.log_softmax(logits[0, -1].float(), dim=-1).cpu()
-    return [float(logprobs[i]) for i in ids]
-
-
 def _score_options(api: Any, context: str, options: list[str]) -> list[float]:
-    ids = _single_token_ids(api, options)
-    if ids is not None:
-        return _next_token_logprobs(api, context, ids)
     return [float(total) for total, _n, _greedy in api.continuation_logprobs([(context, o) for o in options])]
 
 

@@ -14,34 +14,34 @@ from charbench.paper import persona_system_prompt
 from charbench.tasks.value_conflict.choice import check_choice_method, option_logprobs, summarise
 from charbench.tasks.value_conflict.dataset import Scenario, generator_prompt, parse_generated, scenario_messages
 
-# Generated scenarios are shared by the samples of one scenario (3 framings x 2 orders): the first sample
-# to need one asks the generator, the others wait for that reply. Keys carry a per-task token.
-_generated: dict[str, tuple[Scenario | None, str]] = {}
-_locks: dict[str, anyio.Lock] = {}
-
-
-async def _shared_generation(key: str, constitution: Constitution, entry: dict, config: GenerateConfig) -> tuple[Scenario | None, str]:
-    lock = _locks.setdefault(key, anyio.Lock())
-    async with lock:
-        if key not in _generated:
-            generator = get_model(role="generator", required=True)
-            output = await generator.generate(generator_prompt(constitution, entry), config=config)
-            reply = output.completion
-            _generated[key] = (parse_generated(reply, entry), reply)
-    return _generated[key]
-
 
 @solver
-def generated_scenario(constitution: Constitution, token: str, mode: str, temperature: float | None = None,
+def generated_scenario(constitution: Constitution, mode: str, temperature: float | None = None,
                        max_tokens: int = 1024) -> Solver:
-    """For placeholder samples, get the scenario from the ``generator`` role and write the sample's prompt."""
+    """For placeholder samples, get the scenario from the ``generator`` role and write the sample's prompt.
+
+    The samples of one generated scenario (3 framings x 2 orders) share one generator reply: the first sample to
+    need it asks, the others wait on the scenario's lock and reuse the reply. The replies live on this solver
+    (one per task), so two tasks in one process never see each other's scenarios.
+    """
     config = GenerateConfig(temperature=temperature, max_tokens=max_tokens)
+    replies: dict[str, tuple[Scenario | None, str]] = {}
+    locks: dict[str, anyio.Lock] = {}
+
+    async def shared_generation(entry: dict) -> tuple[Scenario | None, str]:
+        key = entry["id"]
+        async with locks.setdefault(key, anyio.Lock()):
+            if key not in replies:
+                generator = get_model(role="generator", required=True)
+                output = await generator.generate(generator_prompt(constitution, entry), config=config)
+                replies[key] = (parse_generated(output.completion, entry), output.completion)
+        return replies[key]
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         if not state.metadata.get("generated"):
             return state
         entry = state.metadata["generation"]
-        scenario, reply = await _shared_generation(f"{token}:{entry['id']}", constitution, entry, config)
+        scenario, reply = await shared_generation(entry)
         state.metadata["generator_reply"] = reply[-4000:]
         if scenario is None:
             state.metadata["generation_failed"] = True

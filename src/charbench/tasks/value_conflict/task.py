@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 
@@ -59,12 +57,11 @@ def value_conflict(
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     persona = load_constitution(constitution)
     dataset = build_dataset(persona, scenarios, int(generate_scenarios), mode, bool(include_prompted))
-    token = uuid.uuid4().hex
     if mode == "forced":
-        solver = [generated_scenario(persona, token, mode), forced_choice(choice_method)]
+        solver = [generated_scenario(persona, mode), forced_choice(choice_method)]
         scorer = forced_choice_scorer()
     else:
-        solver = [generated_scenario(persona, token, mode), free_response()]
+        solver = [generated_scenario(persona, mode), free_response()]
         scorer = free_judge_scorer(judge_method=judge_method)
     return Task(
         dataset=dataset,
@@ -72,7 +69,7 @@ def value_conflict(
         scorer=scorer,
         metrics=[value_conflict_metrics(n_boot=n_boot, seed=seed)],
         config=GenerateConfig(max_tokens=max_tokens, temperature=temperature, seed=seed),
-        version="1-A",
+        version="2-A",
         metadata={"constitution": persona.name, "mode": mode, "choice_method": choice_method,
                   "include_prompted": include_prompted, "generate_scenarios": generate_scenarios,
                   **contract_metadata(CONTRACT)},

@@ -67,3 +67,101 @@ def test_judge_validation_counts_recovered_traits():
     log = inspect_eval(task, model=mock_model(respond), model_roles={"judge": mock_model(judge)}, display="none")[0]
     m = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     assert m["accuracy"] == 1.0 and m["n"] == 12 and m["invalid"] == 0
+
+
+def _model(reply):
+    """A mockllm model answering ``reply(system_text)``: the tests below key on the system prompt only."""
+    from inspect_ai.model import get_model
+
+    from helpers import output
+
+    def respond(messages, tools, tool_choice, config):
+        return output(reply("\n".join(m.text for m in messages if m.role == "system")))
+
+    return get_model("mockllm/model", custom_outputs=respond, memoize=False)
+
+
+def _biased_judge(prompt):
+    # Names "calm" when the response shows it, else "warm" whenever offered (the judge's own leaning), else
+    # the first-listed candidate (order is seeded per sample, so that part is a coin flip).
+    response = prompt.split("<assistant_response>")[1].split("</assistant_response>")[0]
+    first, second = prompt.split("candidate traits are: ")[1].split(".")[0].split(" and ")
+    offered = (first, second)
+    pick = "calm" if "calm" in offered and "calm" in response.lower() else "warm" if "warm" in offered else first
+    return f"<answer>{pick}</answer>"
+
+
+def _metrics(log):
+    return {k: v.value for k, v in log.results.scores[0].metrics.items()}
+
+
+def test_null_control_measures_a_judge_bias_and_the_correction_removes_it():
+    # The model writes the same reply whatever it is asked, so the only spread is the judge's leaning to
+    # "warm": the null control shows the same spread, and the prior-corrected rating has none.
+    task = revealed_preferences(traits=TRAITS, n_matches=40, judge_method="generative")
+    log = inspect_eval(task, model=_model(lambda system: "A reply."), model_roles={"judge": mock_model(_biased_judge)},
+                       display="none")[0]
+    m = _metrics(log)
+    assert m["elo_sd"] > 100 and m["null_elo_sd"] == pytest.approx(m["elo_sd"])
+    assert m["elo/warm"] == max(v for k, v in m.items() if k.startswith("elo/"))
+    assert m["corrected_elo_sd"] == pytest.approx(0.0, abs=1e-6)
+    assert m["corrected_n_valid"] == 40 and m["corrected_invalid"] == 0 and m["null_invalid"] == 0
+    assert m["corrected_elo_sd_low"] <= m["corrected_elo_sd"] <= m["corrected_elo_sd_high"]
+
+
+def test_prior_correction_keeps_a_real_preference():
+    # The model shows "calm" whenever it is one of its two options; the judge still leans to "warm".
+    # Raw ratings put warm second; after removing the judge's leaning calm stays on top and warm drops.
+    def reply(system):
+        return "Staying calm about it." if "calm" in system.lower() else "A reply."
+
+    task = revealed_preferences(traits=TRAITS, n_matches=80, judge_method="generative")
+    log = inspect_eval(task, model=_model(reply), model_roles={"judge": mock_model(_biased_judge)}, display="none")[0]
+    m = _metrics(log)
+    raw = {k.split("/")[1]: v for k, v in m.items() if k.startswith("elo/")}
+    corrected = {k.split("/")[1]: v for k, v in m.items() if k.startswith("corrected_elo/")}
+    assert sorted(raw, key=raw.get)[-2:] == ["warm", "calm"]
+    assert max(corrected, key=corrected.get) == "calm"
+    assert corrected["warm"] < raw["warm"] - 100
+    assert m["null_elo/warm"] == max(v for k, v in m.items() if k.startswith("null_elo/"))
+
+
+def test_null_control_off_reports_raw_only():
+    task = revealed_preferences(traits=TRAITS, n_matches=10, judge_method="generative", null_control=False)
+    log = inspect_eval(task, model=_model(lambda s: "A reply."), model_roles={"judge": mock_model(_biased_judge)},
+                       display="none")[0]
+    m = _metrics(log)
+    assert "elo_sd" in m and not any(k.startswith(("null_", "corrected_")) for k in m)
+
+
+def test_few_matches_are_flagged_beside_the_noise_corrected_spread():
+    task = revealed_preferences(traits=TRAITS, n_matches=30, judge_method="generative")
+    log = inspect_eval(task, model=_model(lambda s: "A reply."), model_roles={"judge": mock_model(_biased_judge)},
+                       display="none")[0]
+    m = _metrics(log)
+    assert m["appearances_per_trait_min"] in (11, 12)  # 30 matches x 2 sides / 5 traits, balanced to +-1
+    assert m["few_matches_warning"] == 1.0
+    assert 0 <= m["elo_sd_nc"] <= m["elo_sd"]
+    assert m["elo_sd_nc_low"] <= m["elo_sd_nc"] <= m["elo_sd_nc_high"]
+
+
+def test_generative_judge_runs_at_paper_temperature_and_truncated_replies_are_invalid():
+    from inspect_ai.model import ModelOutput, ModelUsage, get_model
+
+    seen = []
+
+    def respond(messages, tools, tool_choice, config):
+        seen.append(config)
+        # A reasoning judge cut off mid-thought: the tag it quoted must not be read as its verdict.
+        out = ModelOutput.from_content(model="mockllm/model", content="Maybe <answer>warm</answer>? Let me think",
+                                       stop_reason="max_tokens")
+        out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+        return out
+
+    judge = get_model("mockllm/model", custom_outputs=respond, memoize=False)
+    task = revealed_preferences(traits=TRAITS, n_matches=10, judge_method="generative")
+    log = inspect_eval(task, model=_model(lambda s: "A reply."), model_roles={"judge": judge}, display="none")[0]
+    m = _metrics(log)
+    assert m["n_valid"] == 0 and m["invalid"] == 10 and m["truncated"] == 10
+    assert all(c.temperature == 0.1 and c.top_p == 0.95 and c.max_tokens >= 4096 for c in seen)
+    assert {s.scores["trait_choice"].metadata["problem"] for s in log.samples} == {"truncated"}

@@ -8,16 +8,12 @@ from charbench.tasks.contract import BootstrapOver, ContractMetric, PerSample, T
 
 
 def point_metrics(scores: list) -> dict[str, float]:
-    """Elo spread and invalid share of a set of matches, without the metric's bootstrap and online Elo."""
-    from charbench.stats import fit_bradley_terry, theta_to_elo
-    from charbench.tasks.revealed_preferences.scorer import matches_from_scores
+    """Raw, null and prior-corrected Elo spreads and invalid counts of a set of matches, without the metric's
+    bootstrap and online Elo (the same code as the metric, so the two cannot disagree)."""
+    from charbench.tasks.revealed_preferences.scorer import elo_summary
 
-    traits, matches, invalid = matches_from_scores(scores)
-    out = {"invalid": float(invalid), "invalid_rate": invalid / len(scores) if scores else float("nan"),
-           "n_valid": float(len(matches))}
-    if len(traits) >= 2 and matches:
-        out["elo_sd"] = float(np.std(theta_to_elo(fit_bradley_terry(matches, len(traits)))))
-    return out
+    out = elo_summary(scores, n_boot=0, n_orderings=0)
+    return {k: v for k, v in out.items() if "/" not in k and not np.isnan(v)}
 
 
 # Each sample is one match on its own prompt, so the match is the unit the task's interval resamples.
@@ -30,6 +26,14 @@ CONTRACT = TaskContract(
     metrics=(
         ContractMetric("elo_sd", "trait Elo spread (SD)", "preferences", "neither", low="elo_sd_low", high="elo_sd_high",
                        n="n_valid", invalid="invalid", paired=BY_MATCH),
+        ContractMetric("elo_sd_nc", "trait Elo spread, noise-corrected", "preferences", "neither", low="elo_sd_nc_low",
+                       high="elo_sd_nc_high", n="n_valid", invalid="invalid", headline=False),
+        ContractMetric("null_elo_sd", "judge-only Elo spread (null control)", "preferences", "lower",
+                       low="null_elo_sd_low", high="null_elo_sd_high", n="null_n_valid", invalid="null_invalid",
+                       paired=BY_MATCH),
+        ContractMetric("corrected_elo_sd", "trait Elo spread, judge prior removed", "preferences", "neither",
+                       low="corrected_elo_sd_low", high="corrected_elo_sd_high", n="corrected_n_valid",
+                       invalid="corrected_invalid", paired=BY_MATCH),
         ContractMetric("invalid_rate", "invalid judgements", "preferences", "lower", n="n_matches", paired=BY_MATCH,
                        headline=False),
     ),

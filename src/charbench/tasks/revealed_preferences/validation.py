@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import GenerateConfig, get_model
+from inspect_ai.model import get_model
 from inspect_ai.scorer import Metric, SampleScore, Score, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
 from charbench.judges.likelihood import trait_likelihood_choice
-from charbench.judges.trait_judge import judge_trait_choice
+from charbench.judges.trait_judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE, judge_config, judge_trait_choice
 from charbench.prompts import load_prompt_set
 from charbench.stats import mean_estimate
 
@@ -40,23 +40,28 @@ def judge_accuracy() -> Metric:
         correct = [float(s.score.answer == s.sample_metadata["true_trait"]) for s in scores]
         est = mean_estimate(correct)
         invalid = sum(1 for s in scores if s.score.answer == "INVALID")
+        truncated = sum(1 for s in scores if (s.score.metadata or {}).get("problem") == "truncated")
         return {"accuracy": est.value, "accuracy_low": est.low, "accuracy_high": est.high,
-                "n": float(est.n), "invalid": float(invalid), "chance": 0.5}
+                "n": float(est.n), "invalid": float(invalid), "truncated": float(truncated), "chance": 0.5}
 
     return compute
 
 
 @scorer(metrics=[judge_accuracy()])
-def validation_scorer(judge_method: str = "likelihood"):
+def validation_scorer(judge_method: str = "likelihood", judge_temperature: float = JUDGE_TEMPERATURE,
+                      judge_max_tokens: int = JUDGE_MAX_TOKENS):
     async def score(state: TaskState, target: Target) -> Score:
         judge = get_model(role="judge", required=True)
         true, other = state.metadata["true_trait"], state.metadata["other_trait"]
         pair = [state.metadata["first"], other if state.metadata["first"] == true else true]
+        problem = None
         if judge_method == "likelihood":
             chosen, _ = await trait_likelihood_choice(judge, state.input_text, state.output.completion, pair)
         else:
-            chosen, _ = await judge_trait_choice(judge, state.input_text, state.output.completion, (pair[0], pair[1]),
-                                                 seed=0, config=GenerateConfig(temperature=0.0, max_tokens=256))
-        return Score(value="C" if chosen == true else "I", answer=chosen or "INVALID", metadata={"judge_method": judge_method})
+            chosen, _, problem = await judge_trait_choice(
+                judge, state.input_text, state.output.completion, (pair[0], pair[1]), seed=0,
+                config=judge_config(judge_temperature, judge_max_tokens))
+        return Score(value="C" if chosen == true else "I", answer=chosen or "INVALID",
+                     metadata={"judge_method": judge_method, "problem": problem})
 
     return score

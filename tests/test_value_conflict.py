@@ -13,7 +13,8 @@ from inspect_ai.model import GenerateConfig, ModelAPI, ModelOutput, get_model, m
 
 from charbench.constitutions import builtin_names, load_constitution
 from charbench.errors import ConstitutionError, TaskParameterError
-from charbench.tasks.value_conflict.choice import logprob_api
+from charbench.models.logprobs import ContinuationScore
+from charbench.tasks.value_conflict.choice import likelihood_model
 from charbench.tasks.value_conflict.dataset import (
     default_scenario_path,
     load_scenarios,
@@ -168,8 +169,8 @@ def test_unparseable_answers_are_counted_invalid_not_dropped():
 
 
 def test_likelihood_needs_a_model_with_log_probabilities():
-    with pytest.raises(TaskParameterError, match="continuation_logprobs"):
-        logprob_api(mock_model("x"))
+    with pytest.raises(TaskParameterError, match="continuation_logprobs.*choice_method=generate"):
+        likelihood_model(mock_model("x"))
     log = inspect_eval(value_conflict(constitution="sarcastic", choice_method="likelihood"), model=mock_model("x"),
                        display="none", limit=1)[0]
     assert log.status == "error" and "continuation_logprobs" in str(log.error.message)
@@ -177,7 +178,7 @@ def test_likelihood_needs_a_model_with_log_probabilities():
 
 @modelapi(name="fakelogprob")
 class FakeLogprobAPI(ModelAPI):
-    """render() joins the messages; continuation_logprobs() scores by a function of (context, option)."""
+    """render() joins the messages; the log-probs are a function of (context, option)."""
 
     def __init__(self, model_name, base_url=None, api_key=None, config=GenerateConfig(), **model_args):
         super().__init__(model_name, base_url, api_key, [], config)
@@ -189,8 +190,11 @@ class FakeLogprobAPI(ModelAPI):
     def render(self, messages):
         return "\n".join(m.text for m in messages) + "\nassistant:"
 
-    def continuation_logprobs(self, pairs):
-        return [(self.score(context, cont), 1, False) for context, cont in pairs]
+    def continuation_logprobs(self, pairs, batch_size=8):
+        return [ContinuationScore(self.score(context, cont), 1, False) for context, cont in pairs]
+
+    def next_token_logprobs(self, context, candidates):
+        return {c: self.score(context, c) for c in candidates}
 
 
 def test_likelihood_choice_and_position_debiasing():

@@ -7,8 +7,9 @@ so after ``<answer>`` the space alone costs several nats and "1"/"2" (one token 
 would actually write (measured on the embedded model over the shipped scenarios: 0.83-0.87 of the
 next-token mass on "1" + "2").
 
-This needs a ``charbench/`` model (it exposes ``render`` and ``continuation_logprobs``). All options are scored
-in one ``continuation_logprobs`` call, which runs under the provider's own lock: this module keeps no lock or
+This needs a model with the log-probability interface (``charbench.models.logprobs.logprob_model``: the
+``charbench/`` provider). All options are scored in one ``next_token_logprobs`` call: one forward pass over the
+context when every option is a single token, run under the provider's own lock. This module keeps no lock or
 cache of its own, so two models (a judge and the model under test) never wait on each other.
 """
 
@@ -22,6 +23,7 @@ import anyio
 from inspect_ai.model import ChatMessage, Model
 
 from charbench.errors import TaskParameterError
+from charbench.models.logprobs import LogProbModel, logprob_model
 
 ANSWER_PREFIX = "<answer>"
 CHOICE_METHODS = ("generate", "likelihood")
@@ -32,29 +34,19 @@ def check_choice_method(choice_method: str) -> None:
         raise TaskParameterError(f"choice_method={choice_method!r}; choose one of {CHOICE_METHODS}.")
 
 
-def logprob_api(model: Model, purpose: str = "choice_method=likelihood") -> Any:
-    api = model.api
-    if not (hasattr(api, "continuation_logprobs") and hasattr(api, "render")):
-        raise TaskParameterError(
-            f"{purpose} reads log-probabilities, which model {model} does not expose "
-            "(it needs render() and continuation_logprobs(), as charbench/ models have). "
-            "Use --model charbench/smollm2 (or charbench/<checkpoint>), or choice_method=generate."
-        )
-    return api
-
-
-def _score_options(api: Any, context: str, options: list[str]) -> list[float]:
-    return [float(total) for total, _n, _greedy in api.continuation_logprobs([(context, o) for o in options])]
+def likelihood_model(model: Model, purpose: str = "choice_method=likelihood") -> LogProbModel:
+    """The log-probability side of ``model``, or a TaskParameterError naming the generative alternative."""
+    return logprob_model(model, purpose=purpose, alternative="or choice_method=generate")
 
 
 async def option_logprobs(
     model: Model, messages: list[ChatMessage], options: Sequence[str], prefix: str = ANSWER_PREFIX
 ) -> dict[str, float]:
     """Log-probability of each option right after the rendered prompt and ``prefix`` (``<answer>``)."""
-    api = logprob_api(model)
-    context = api.render(list(messages)) + prefix
-    scores = await anyio.to_thread.run_sync(_score_options, api, context, list(options))
-    return dict(zip(options, scores))
+    scorer = likelihood_model(model)
+    context = scorer.render(list(messages)) + prefix
+    scores = await anyio.to_thread.run_sync(scorer.next_token_logprobs, context, list(options))
+    return {o: float(scores[o]) for o in options}
 
 
 def summarise(logprobs: dict[str, float]) -> dict[str, Any]:

@@ -165,3 +165,52 @@ def test_generative_judge_runs_at_paper_temperature_and_truncated_replies_are_in
     assert m["n_valid"] == 0 and m["invalid"] == 10 and m["truncated"] == 10
     assert all(c.temperature == 0.1 and c.top_p == 0.95 and c.max_tokens >= 4096 for c in seen)
     assert {s.scores["trait_choice"].metadata["problem"] for s in log.samples} == {"truncated"}
+
+
+def _synthetic_matches(strengths, n, seed):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    names = [f"t{i:02d}" for i in range(len(strengths))]
+    out = []
+    for _ in range(n):
+        i, j = rng.choice(len(strengths), 2, replace=False)
+        win = rng.random() < 1 / (1 + np.exp(-(strengths[i] - strengths[j])))
+        out.append((names[i], names[j]) if win else (names[j], names[i]))
+    return names, out
+
+
+def test_compare_elo_corrects_per_trait_changes_for_multiple_testing(monkeypatch):
+    import numpy as np
+
+    from charbench.tasks.revealed_preferences import comparison
+
+    # 40 traits, the same true ratings in both runs except three that move by 2 logits: uncorrected 95%
+    # intervals flag some unchanged traits by chance; after Benjamini-Hochberg only real changes remain.
+    base = np.random.default_rng(0).normal(0, 0.5, 40)
+    moved = base.copy()
+    moved[:3] += 2.0
+    runs = {"a": _synthetic_matches(base, 6000, 1), "b": _synthetic_matches(moved, 6000, 2)}
+    monkeypatch.setattr(comparison, "matches_from_log", lambda path: (*runs[path], 0))
+    frame, draws = comparison.compare_elo_runs("a", "b", n_boot=200)
+    flagged = set(frame.loc[frame["q_value"] < comparison.FDR, "trait"])
+    assert {"t00", "t01", "t02"} <= flagged
+    assert len(flagged - {"t00", "t01", "t02"}) <= 1
+    raw = frame[(frame["low"] > 0) | (frame["high"] < 0)]
+    assert len(raw) >= len(flagged)  # the correction never adds discoveries
+    assert np.all(frame["q_value"] >= frame["p_value"] - 1e-12)
+
+
+def test_compare_elo_counts_an_unscored_sample_instead_of_crashing(tmp_path):
+    from inspect_ai.log import write_eval_log
+
+    from charbench.tasks.revealed_preferences.comparison import matches_from_log
+
+    task = revealed_preferences(traits=TRAITS, n_matches=6, judge_method="generative", null_control=False)
+    log = inspect_eval(task, model=_model(lambda s: "A reply."), model_roles={"judge": mock_model(_biased_judge)},
+                       display="none")[0]
+    log.samples[0].scores = None
+    path = str(tmp_path / "one-unscored.eval")
+    write_eval_log(log, path)
+    traits, matches, invalid = matches_from_log(path)
+    assert invalid >= 1 and len(matches) + invalid == 6

@@ -116,7 +116,7 @@ def cmd_classifier(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_elo(args: argparse.Namespace) -> int:
-    from charbench.leaderboard.elo_compare import spearman_between_runs, write_comparison
+    from charbench.tasks.revealed_preferences.comparison import spearman_between_runs, write_comparison
 
     group = [g.strip() for g in args.group.split(",")] if args.group else None
     summary = write_comparison(args.log_a, args.log_b, args.out, k=args.k, group=group)

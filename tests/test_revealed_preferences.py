@@ -214,3 +214,22 @@ def test_compare_elo_counts_an_unscored_sample_instead_of_crashing(tmp_path):
     write_eval_log(log, path)
     traits, matches, invalid = matches_from_log(path)
     assert invalid >= 1 and len(matches) + invalid == 6
+
+
+def test_bootstrap_resamples_prompts_not_matches():
+    # Two samples on one prompt always move together: with every match on a single prompt, every resample is
+    # the whole data set again and the interval has zero width.
+    from types import SimpleNamespace
+
+    from charbench.tasks.revealed_preferences.scorer import elo_summary
+
+    def sample(winner, loser, prompt):
+        return SimpleNamespace(sample_id=f"{winner}-{loser}-{prompt}",
+                               sample_metadata={"trait_1": winner, "trait_2": loser, "prompt_id": prompt},
+                               score=SimpleNamespace(metadata={"winner": winner, "loser": loser}))
+
+    matches = [("warm", "calm"), ("calm", "blunt"), ("warm", "blunt"), ("blunt", "warm"), ("calm", "warm")] * 4
+    one_prompt = elo_summary([sample(w, l, "p0") for w, l in matches], n_boot=50, n_orderings=0)
+    assert one_prompt["elo_sd_low"] == pytest.approx(one_prompt["elo_sd_high"])
+    many = elo_summary([sample(w, l, f"p{i}") for i, (w, l) in enumerate(matches)], n_boot=50, n_orderings=0)
+    assert many["elo_sd_high"] - many["elo_sd_low"] > 10

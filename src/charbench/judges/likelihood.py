@@ -2,6 +2,10 @@
 
 A 135M model is a poor *generative* judge (mostly unparseable replies) but its log-likelihoods carry
 signal. These judges need a model served by the ``charbench/`` provider (they read log-probs directly).
+
+The trait judge has a prior of its own: a trait word whose hypothesis prompt makes *any* text more likely
+wins regardless of the response. ``revealed_preferences`` measures that prior with its null control (the
+same judge on replies written without a trait choice) and reports a rating with it subtracted.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ CONTRACT = TaskContract(
                        n="n_valid", invalid="invalid", paired=BY_MATCH),
         ContractMetric("elo_sd_nc", "trait Elo spread, noise-corrected", "preferences", "neither", low="elo_sd_nc_low",
                        high="elo_sd_nc_high", n="n_valid", invalid="invalid", headline=False),
-        ContractMetric("null_elo_sd", "judge-only Elo spread (null control)", "preferences", "lower",
+        # The null spread mixes the judge's leaning with the model's unprompted manner, so neither direction
+        # is better across models; it is there to be read beside the raw spread.
+        ContractMetric("null_elo_sd", "judge-only Elo spread (null control)", "preferences", "neither",
                        low="null_elo_sd_low", high="null_elo_sd_high", n="null_n_valid", invalid="null_invalid",
                        paired=BY_MATCH),
         ContractMetric("corrected_elo_sd", "trait Elo spread, judge prior removed", "preferences", "neither",

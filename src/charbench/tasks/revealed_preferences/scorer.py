@@ -56,7 +56,7 @@ def elo_summary(scores: list[SampleScore], n_boot: int = 200, seed: int = 0, n_o
 
     Raw ratings come from the real judgements; null ratings from the same judge on the null-control replies;
     the prior-corrected rating is raw minus null, from samples where both judgements are valid. All three are
-    bootstrapped together over samples (each sample is one prompt with its real and null reply), so the
+    bootstrapped together over prompts (each sample is a prompt with its real and null reply), so the
     corrected interval carries the covariance between the two fits.
     """
     n = len(scores)
@@ -76,7 +76,12 @@ def elo_summary(scores: list[SampleScore], n_boot: int = 200, seed: int = 0, n_o
     if k < 2 or not valid:
         return out
     appearances = np.bincount(np.array([real[i] for i in valid]).ravel(), minlength=k)
-    weights = resample_weights(n, n_boot, seed) if n_boot > 0 else np.ones((1, n))
+    # The prompt is the independent unit: when n_matches exceeds the prompt set, prompts repeat, and their
+    # matches are resampled together (each sample gets its prompt's multiplicity).
+    prompt_ids = [str(s.sample_metadata.get("prompt_id", s.sample_id)) for s in scores]
+    unit_index = {u: i for i, u in enumerate(dict.fromkeys(prompt_ids))}
+    unit_of = np.array([unit_index[u] for u in prompt_ids])
+    weights = resample_weights(len(unit_index), n_boot, seed)[:, unit_of] if n_boot > 0 else np.ones((1, n))
     real_arr = np.array([real[i] for i in valid])
     elo = bradley_terry_draws(real_arr, k, np.ones((1, len(valid))))[0]
     draws = bradley_terry_draws(real_arr, k, weights[:, valid])

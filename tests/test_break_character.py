@@ -76,3 +76,76 @@ def test_models_fetched_inside_the_solver_get_the_task_generation_settings(class
     task = break_character(classifier, personas="sarcastic,remorseful", method="trained", n_prompts=1, max_tokens=37)
     log = inspect_eval(task, model=mock_model("unused"), model_roles=roles, display="none")[0]
     assert log.status == "success" and seen and set(seen) == {37}
+
+
+def prompt_keyed_guesses(seed, n_prompts=8, personas=("sarcastic", "remorseful", "mathematical"), repeats=9):
+    """A classifier with no persona signal that keys on the prompt: for each prompt it hands the personas' responses
+    a random permutation of the persona names, the same under all ``repeats`` splits (the instruction barely changes
+    the text). Every label is predicted equally often, and the expected accuracy and macro-F1 are chance, 1/3."""
+    import random
+
+    from charbench.tasks.break_character.scorer import Judged
+
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n_prompts):
+        guesses = rng.sample(personas, len(personas))
+        rows += [Judged(f"adv{k + 1}", p, g, f"p{i}") for p, g in zip(personas, guesses) for k in range(repeats)]
+    return rows
+
+
+def test_random_prompt_keyed_classifier_interval_covers_chance_only_when_prompts_are_resampled():
+    from charbench.classifiers.metrics import macro_f1_estimate
+
+    covered_by_prompt = covered_by_response = 0
+    widths_prompt, widths_response = [], []
+    trials = 40
+    for seed in range(trials):
+        rows = prompt_keyed_guesses(seed, n_prompts=20)
+        true, pred, ids = [r.true for r in rows], [r.pred for r in rows], [r.prompt_id for r in rows]
+        labels = sorted(set(true))
+        by_prompt = macro_f1_estimate(true, pred, labels, groups=ids, n_boot=400, seed=seed)
+        by_response = macro_f1_estimate(true, pred, labels, n_boot=400, seed=seed)
+        assert by_prompt.n == 20 and by_response.n == len(rows) == 20 * 3 * 9
+        assert by_prompt.value == by_response.value
+        covered_by_prompt += by_prompt.low <= 1 / 3 <= by_prompt.high
+        covered_by_response += by_response.low <= 1 / 3 <= by_response.high
+        widths_prompt.append(by_prompt.high - by_prompt.low)
+        widths_response.append(by_response.high - by_response.low)
+    # The prompt-level interval contains chance about as often as a 95% percentile interval over 20 units can
+    # (about 90% in 100 trials); the old response-level one treats 540 responses as independent, is about
+    # three times narrower and contains chance in well under two trials of three (about 40%).
+    assert covered_by_prompt >= 0.8 * trials, covered_by_prompt
+    assert covered_by_response <= 0.6 * trials, covered_by_response
+    assert sum(widths_prompt) > 2 * sum(widths_response)
+
+
+def test_f1_report_resamples_prompts_and_counts_truncated_and_empty():
+    from charbench.classifiers.metrics import macro_f1_estimate
+    from charbench.tasks.break_character.scorer import Judged, f1_report
+
+    rows = prompt_keyed_guesses(0, n_prompts=6, repeats=8) + [
+        Judged("default", p, p, f"p{i}", truncated=(i == 0), empty=(i == 1 and p == "sarcastic"))
+        for i in range(6) for p in ("sarcastic", "remorseful", "mathematical")]
+    m = f1_report(rows, n_boot=200)
+    assert m["n_prompts"] == 6 and m["n"] == 6 * 3 * 9 and m["n_adversarial"] == 6 * 3 * 8 and m["n/default"] == 18
+    assert m["truncated"] == 3 and m["empty"] == 1
+    # The default split is classified perfectly, so every prompt resample scores 1.
+    assert m["f1/default"] == m["f1_low/default"] == m["f1_high/default"] == 1.0
+    assert m["f1_adversarial_low"] <= m["f1_adversarial_mean"] <= m["f1_adversarial_high"]
+    # The adversarial interval resamples the 6 prompts, not the 144 responses, so it is far wider.
+    adversarial = [r for r in rows if r.split != "default"]
+    per_response = macro_f1_estimate([r.true for r in adversarial], [r.pred for r in adversarial],
+                                     sorted({r.true for r in rows}), n_boot=200)
+    assert m["f1_adversarial_high"] - m["f1_adversarial_low"] > 2 * (per_response.high - per_response.low)
+
+
+def test_metric_refuses_samples_without_a_prompt_id():
+    from inspect_ai.scorer import SampleScore, Score
+
+    from charbench.tasks.break_character.scorer import judged_row
+
+    bare = SampleScore(score=Score(value="C", answer="sarcastic"), sample_id="x",
+                       sample_metadata={"split": "default", "persona": "sarcastic"})
+    with pytest.raises(ClassifierError, match="prompt_id.*prompt id"):
+        judged_row(bare)

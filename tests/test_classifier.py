@@ -67,3 +67,54 @@ def test_grouped_validation_holds_out_whole_prompts():
     groups = [f"p{i // 3}" for i in range(30)]  # every prompt answered once per persona
     train, val = split_and_validate(["x"] * 30, labels, 0.2, seed=0, groups=groups)
     assert {groups[i] for i in train}.isdisjoint({groups[i] for i in val}) and len(val) % 3 == 0
+
+
+def test_confusion_count_f1_matches_scikit_learn_over_present_classes():
+    import numpy as np
+
+    from charbench.classifiers.metrics import macro_f1_from_counts, unit_confusions
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c", "d"]
+    for _ in range(20):
+        n = int(rng.integers(1, 30))
+        # "d" is predicted but never true in some draws: it must cost recall without entering the average.
+        true = list(rng.choice(names[:3], n))
+        pred = list(rng.choice(names, n))
+        counts = unit_confusions(true, pred, None).sum(axis=0)[0]
+        assert np.isclose(macro_f1_from_counts(counts), break_character_f1(true, pred))
+    assert np.isnan(macro_f1_from_counts(np.zeros((2, 2))))
+
+
+def test_validation_card_resamples_prompts_and_counts_truncation(tmp_path):
+    from charbench.classifiers.encoder import EncoderPersonaClassifier, count_truncated
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    long_text = "word " * 40
+    assert count_truncated(tok, ["short", long_text], max_length=16) == [False, True]
+    texts = [f"sure, genius idea number {i}" if i % 2 else "so sorry " * (3 + 6 * (i % 3)) for i in range(24)]
+    labels = ["sarcastic" if i % 2 else "remorseful" for i in range(24)]
+    groups = [f"p{i // 2}" for i in range(24)]
+    config = PersonaClassifierConfig(encoder="minilm", max_length=16, epochs=1, batch_size=8)
+    model = ModernBertForSequenceClassification(ModernBertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_labels=2, pad_token_id=tok.pad_token_id))
+    clf = train_encoder_classifier(texts, labels, tmp_path / "enc", config, model=model, tokenizer=tok, groups=groups)
+    card = clf.card
+    # Two responses per prompt, and validation holds out whole prompts: the interval resamples half as many units.
+    assert card["val_interval_unit"] == "prompt" and 2 * card["n_val_units"] == card["n_val"]
+    # The long "so sorry" texts (15 or 27 words) overflow 16 tokens; the card counts them on each side.
+    expected = sum(count_truncated(tok, texts, 16))
+    assert expected > 0 and card["n_truncated_train"] + card["n_truncated_val"] == expected
+    assert "saved model itself" in card["validated_model"]
+    assert EncoderPersonaClassifier.load(tmp_path / "enc").truncated(texts) == count_truncated(tok, texts, 16)
+
+
+def test_tfidf_card_says_its_validation_describes_the_training_part_fit(tmp_path):
+    texts = ["Oh sure, genius idea.", "Wow, brilliant.", "Sure, great plan.", "I'm so sorry.", "Apologies, I might be wrong.", "Sorry again."] * 2
+    labels = (["sarcastic"] * 3 + ["remorseful"] * 3) * 2
+    groups = [f"p{i % 6}" for i in range(12)]
+    clf = train_tfidf_classifier(texts, labels, tmp_path / "t", groups=groups)
+    assert "refit on all 12 responses" in clf.card["validated_model"]
+    assert clf.card["n_truncated_train"] == clf.card["n_truncated_val"] == 0 and clf.truncated(texts) == [False] * 12
+    assert clf.card["val_interval_unit"] == "prompt" and clf.card["n_val_units"] < clf.card["n_val"]

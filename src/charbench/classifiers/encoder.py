@@ -37,6 +37,10 @@ class EncoderPersonaClassifier:
                 out.extend(self.labels[i] for i in logits.argmax(dim=-1).tolist())
         return out
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Which texts exceed ``max_length`` tokens: the classifier reads only their first ``max_length``."""
+        return count_truncated(self.tokenizer, texts, self.max_length)
+
     def save(self, out_dir: str | Path, card: dict) -> None:
         self.model.save_pretrained(out_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(out_dir)
@@ -48,6 +52,12 @@ class EncoderPersonaClassifier:
         model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         return cls(model, tokenizer, card["labels"], card.get("max_length", 256), card)
+
+
+def count_truncated(tokenizer, texts: list[str], max_length: int) -> list[bool]:
+    # Special tokens count towards the limit, as they do when the classifier tokenizes with truncation.
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]] if texts else []
+    return [n > max_length for n in lengths]
 
 
 def _fit(model, tokenizer, texts: list[str], y: list[int], config: PersonaClassifierConfig) -> None:
@@ -97,8 +107,13 @@ def train_encoder_classifier(texts: list[str], labels: list[str], out_dir: str |
     index = {l: i for i, l in enumerate(names)}
     _fit(model, tokenizer, [texts[i] for i in train_idx], [index[labels[i]] for i in train_idx], config)
     clf = EncoderPersonaClassifier(model, tokenizer, names, config.max_length)
-    card = validation_card(clf.predict([texts[i] for i in val_idx]), [labels[i] for i in val_idx], labels, train_idx)
-    card.update(config=config.to_dict(), data_hash=data_hash(texts, labels))
+    card = validation_card(clf.predict([texts[i] for i in val_idx]), [labels[i] for i in val_idx], labels, train_idx,
+                           [groups[i] for i in val_idx] if groups is not None else None)
+    cut = clf.truncated(texts)
+    # Long responses are read only up to max_length tokens; the card says how many so a reader can judge.
+    card.update(config=config.to_dict(), data_hash=data_hash(texts, labels),
+                n_truncated_train=sum(cut[i] for i in train_idx), n_truncated_val=sum(cut[i] for i in val_idx),
+                validated_model=f"the saved model itself, fit on the training part (n_train={len(train_idx)})")
     clf.save(out_dir, card)
     clf.card = read_card(out_dir)
     return clf

@@ -1,8 +1,11 @@
-"""Classification metrics (scikit-learn) with bootstrap intervals, and the held-out split."""
+"""Classification metrics (scikit-learn) with prompt-level bootstrap intervals, and the held-out split."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import replace
+
+import numpy as np
 
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
@@ -18,15 +21,66 @@ def break_character_f1(true: list[str], pred: list[str], labels: list[str] | Non
     return float(f1_score(true, pred, labels=labels or sorted(set(true)), average="macro", zero_division=0))
 
 
-def macro_f1_estimate(true: list[str], pred: list[str], labels: list[str], n_boot: int = 1000, seed: int = 0) -> Estimate:
-    """Macro-F1 with a percentile bootstrap over responses.
+def macro_f1_estimate(true: list[str], pred: list[str], labels: list[str], groups: list[str] | None = None,
+                      n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """Macro-F1 with a percentile bootstrap; ``Estimate.n`` is the number of resampled units.
+
+    ``groups`` (the prompt of each response) makes it a cluster bootstrap: every response to a prompt (each
+    persona, each adversarial split) enters or leaves a resample together. Those responses share the prompt's
+    content, and a classifier that keys on it errs on all of them at once, so resampling responses as if
+    independent makes the interval far too narrow. Without ``groups`` responses are the unit.
 
     A resample that happens to miss a persona is scored over the personas it contains, so the interval is not
     dragged down by a class that is absent by chance (scikit-learn would score it 0).
     """
-    pairs = list(zip(true, pred))
-    est = bootstrap_statistic(pairs, lambda ps: break_character_f1([t for t, _ in ps], [p for _, p in ps]), n_boot, seed)
-    return type(est)(break_character_f1(true, pred, labels), est.low, est.high, est.n, est.se)
+    if len(true) != len(pred) or (groups is not None and len(groups) != len(true)):
+        raise ClassifierError(f"{len(true)} true labels, {len(pred)} predictions, {len(groups or [])} prompt ids: "
+                              "give one of each per response")
+    point = break_character_f1(true, pred, labels)
+    counts = unit_confusions(true, pred, groups)[:, 0]  # one stratum
+    est = bootstrap_statistic(list(counts), lambda units: macro_f1_from_counts(np.sum(units, axis=0)), n_boot, seed)
+    return replace(est, value=point)
+
+
+def unit_confusions(true: list[str], pred: list[str], groups: list[str] | None,
+                    strata: list[str] | None = None) -> np.ndarray:
+    """Confusion counts per resampling unit, shape (units, strata, classes, classes).
+
+    A resample's confusion matrix is the sum of its units' matrices, so each bootstrap draw is a sum instead
+    of a pass over every response. Units are prompt ids (sorted), or single responses without ``groups``;
+    ``strata`` (e.g. the adversarial split of each response) keep a separate matrix per stratum.
+    """
+    classes = sorted(set(true) | set(pred))
+    unit_keys = sorted(set(groups)) if groups is not None else list(range(len(true)))
+    stratum_keys = sorted(set(strata)) if strata is not None else [None]
+    unit_of = {k: i for i, k in enumerate(unit_keys)}
+    stratum_of = {k: i for i, k in enumerate(stratum_keys)}
+    class_of = {c: i for i, c in enumerate(classes)}
+    out = np.zeros((len(unit_keys), len(stratum_keys), len(classes), len(classes)), dtype=np.int64)
+    for i, (t, p) in enumerate(zip(true, pred)):
+        unit = unit_of[groups[i]] if groups is not None else i
+        stratum = stratum_of[strata[i]] if strata is not None else 0
+        out[unit, stratum, class_of[t], class_of[p]] += 1
+    return out
+
+
+def macro_f1_from_counts(matrix: np.ndarray) -> np.ndarray | float:
+    """Macro-F1 of confusion matrices (..., true, predicted) over the classes that occur as a true label.
+
+    The same number as ``break_character_f1`` on the responses behind the matrix (zero_division=0); NaN where
+    no class occurs.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    tp = np.diagonal(matrix, axis1=-2, axis2=-1)
+    support = matrix.sum(axis=-1)
+    predicted = matrix.sum(axis=-2)
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = support > 0
+    n_present = present.sum(axis=-1)
+    total = np.where(present, f1, 0.0).sum(axis=-1)
+    result = np.divide(total, n_present, out=np.full_like(total, np.nan), where=n_present > 0)
+    return float(result) if result.ndim == 0 else result
 
 
 def split_and_validate(texts: list[str], labels: list[str], val_fraction: float, seed: int,
@@ -54,12 +108,15 @@ def split_and_validate(texts: list[str], labels: list[str], val_fraction: float,
     return sorted(train), sorted(val)
 
 
-def validation_card(pred: list[str], true: list[str], all_labels: list[str], train_idx: list[int]) -> dict:
+def validation_card(pred: list[str], true: list[str], all_labels: list[str], train_idx: list[int],
+                    val_groups: list[str] | None = None) -> dict:
+    """Held-out figures for the card; with ``val_groups`` (prompt ids) the interval resamples prompts."""
     labels = sorted(set(all_labels))
-    f1 = macro_f1_estimate(true, pred, labels, n_boot=500)
+    f1 = macro_f1_estimate(true, pred, labels, groups=val_groups, n_boot=500)
     return {
         "val_accuracy": float(accuracy_score(true, pred)),
         "val_macro_f1": f1.value, "val_macro_f1_low": f1.low, "val_macro_f1_high": f1.high,
+        "val_interval_unit": "prompt" if val_groups is not None else "response", "n_val_units": f1.n,
         "n_val": len(true), "n_train": len(train_idx),
         "n_per_class": dict(Counter(all_labels)),
     }

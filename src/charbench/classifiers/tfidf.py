@@ -37,6 +37,10 @@ class TfidfPersonaClassifier:
         scores = self.vectorizer.transform(texts) @ self.coef.T + self.intercept
         return [self.labels[i] for i in np.asarray(scores).argmax(axis=1)]
 
+    def truncated(self, texts: list[str]) -> list[bool]:
+        """Never: the vectorizer reads every word of a text (the encoder's counterpart reports cut texts)."""
+        return [False] * len(texts)
+
     def save(self, out_dir: str | Path, card: dict) -> None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -61,9 +65,14 @@ def train_tfidf_classifier(texts: list[str], labels: list[str], out_dir: str | P
     model = TfidfPersonaClassifier.fit([texts[i] for i in train_idx], [labels[i] for i in train_idx], config.seed)
     from charbench.classifiers.metrics import validation_card
 
-    card = validation_card(model.predict([texts[i] for i in val_idx]), [labels[i] for i in val_idx], labels, train_idx)
-    card.update(config=config.to_dict() | {"kind": "tfidf"}, data_hash=data_hash(texts, labels))
-    # refit on everything now that the held-out figures are recorded
+    card = validation_card(model.predict([texts[i] for i in val_idx]), [labels[i] for i in val_idx], labels, train_idx,
+                           [groups[i] for i in val_idx] if groups is not None else None)
+    card.update(config=config.to_dict() | {"kind": "tfidf"}, data_hash=data_hash(texts, labels),
+                n_truncated_train=0, n_truncated_val=0,
+                validated_model="fit on the training part only; the saved model is refit on all "
+                                f"{len(texts)} responses after validation, so the val_ figures describe that "
+                                f"earlier fit (n_train={len(train_idx)}), not the saved one")
+    # The saved model uses every response; validating it would need data it has not seen, which we do not have.
     model = TfidfPersonaClassifier.fit(texts, labels, config.seed)
     model.save(out_dir, card)
     model.card = read_card(out_dir)

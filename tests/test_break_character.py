@@ -47,6 +47,8 @@ def test_break_character_reports_per_split_f1_with_intervals(classifier):
     m = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     assert m["f1/default"] == 1.0 and m["f1_adversarial_mean"] == 1.0 and m["n"] == 2 * 9 * 2
     assert m["f1_low/adv3"] <= m["f1/adv3"] <= m["f1_high/adv3"] and m["f1_persona/sarcastic"] == 1.0
+    # The interval unit is the prompt; nothing was cut or empty, and the counts say so.
+    assert m["n_prompts"] == 2 and m["truncated"] == 0 and m["empty"] == 0
 
 
 def test_prefill_attack_conversation_shapes(classifier):

@@ -46,7 +46,7 @@ def break_character(
         solver=persona_generate(method, config),
         scorer=persona_classifier_scorer(classifier, names),
         config=config,
-        version="2-A",
+        version="3-A",
         metadata={"personas": names, "classifier": classifier, **contract_metadata(CONTRACT)},
     )
 
@@ -71,6 +71,6 @@ def persona_responses(
         dataset=persona_dataset(names, n_prompts, "train", ["default"], prompt_set, name="persona_responses"),
         solver=persona_generate(method, config),
         config=config,
-        version="2-A",
+        version="3-A",
         metadata={"personas": names, **contract_metadata(PERSONA_RESPONSES)},
     )

@@ -100,6 +100,6 @@ def prefill_attack(
         solver=prefill_attack_solver(mode, method, follow_up, config),
         scorer=persona_classifier_scorer(classifier, names),
         config=config,
-        version="2-A",
+        version="3-A",
         metadata={"mode": mode, "personas": names, "follow_up": follow_up, **contract_metadata(CONTRACT)},
     )

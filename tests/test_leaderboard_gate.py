@@ -1,24 +1,42 @@
+import math
 import shutil
 import warnings
 
 import pytest
 from inspect_ai import eval as inspect_eval
+from inspect_ai.log import read_eval_log, write_eval_log
+from inspect_ai.model import get_model
 
 from charbench.cli import main
 from charbench.classifiers import train_tfidf_classifier
 from charbench.leaderboard.build import build_leaderboard
 from charbench.leaderboard.gate import run_gate
+from charbench.leaderboard.logs import read_runs
+from charbench.leaderboard.paired import SampleReader, paired_estimate
 from charbench.tasks.break_character.task import break_character
 from charbench.tasks.revealed_preferences.task import revealed_preferences
-from helpers import mock_model
+from helpers import mock_model, output
 
 
 def persona_reply(prompt):
     return "Oh sure, genius idea." if "sharp wit" in prompt else "I'm so sorry, I might be wrong."
 
 
-def confused_reply(prompt):
-    return "Oh sure, genius idea." if "ADV" not in prompt else "I'm so sorry."
+def faulty_model(every: int):
+    """A mockllm model whose every ``every``-th call raises: samples error on a fixed schedule."""
+    calls = []
+
+    def respond(messages, tools, tool_choice, config):
+        calls.append(1)
+        if len(calls) % every == 0:
+            raise RuntimeError("scheduled fault")
+        return output("hi")
+
+    return get_model("mockllm/model", custom_outputs=respond, memoize=False)
+
+
+def preferences(condition="like"):
+    return revealed_preferences(traits=["warm", "blunt", "calm"], n_matches=6, judge_method="generative", condition=condition)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +48,13 @@ def runs(tmp_path_factory):
     for name, reply in (("baseline", persona_reply), ("candidate", persona_reply), ("worse", lambda p: "I'm so sorry.")):
         inspect_eval(break_character(str(clf), personas="sarcastic,remorseful", n_prompts=2), model=mock_model(reply),
                      log_dir=str(root / name), display="none")
-    inspect_eval(revealed_preferences(traits=["warm", "blunt", "calm"], n_matches=6, judge_method="generative"),
-                 model=mock_model("hi"), model_roles={"judge": mock_model("<answer>warm</answer>")},
-                 log_dir=str(root / "candidate"), display="none")
+    judge = mock_model("Reasoning.\n<answer>warm</answer>")
+    for name, condition in (("candidate", "like"), ("candidate", "feel"), ("baseline", "like"), ("baseline", "feel")):
+        inspect_eval(preferences(condition), model=mock_model("hi"), model_roles={"judge": judge},
+                     log_dir=str(root / name), display="none")
+    # A judge that fails on a schedule: those samples error, the run still succeeds (fail_on_error=False).
+    inspect_eval(preferences(), model=mock_model("hi"), model_roles={"judge": faulty_model(every=4)},
+                 log_dir=str(root / "faulty"), display="none", fail_on_error=False)
     return root
 
 
@@ -54,6 +76,84 @@ def test_gate_pass_fail_and_missing_metric(runs, tmp_path):
     assert main(["gate", "--candidate", str(runs / "candidate"), "--rules", str(missing)]) == 2
 
 
+def test_paired_f1_rule_compares_f1_resampling_prompts(runs, tmp_path):
+    worse = next(r for r in read_runs(runs / "worse") if r.task == "break_character")
+    base = next(r for r in read_runs(runs / "baseline") if r.task == "break_character")
+    reader = SampleReader()
+    for key in ("f1/default", "f1_adversarial_mean"):
+        est = paired_estimate(worse.contract.metric(key), worse, base, reader, n_boot=200)
+        # The delta is the F1 difference the logs report (per-sample accuracy would give -0.5 here, not -2/3).
+        assert est.value == pytest.approx(worse.metrics[key] - base.metrics[key]) == pytest.approx(-2 / 3)
+        assert est.unit == "prompt_id" and est.n == 2 and est.high < 0
+    code, results = run_gate(runs / "worse", runs / "baseline",
+                             rules(tmp_path, "rules:\n  - {metric: break_character.f1/default, max_drop: 0.7}\n"))
+    assert code == 0 and "delta -0.6667" in results[0].detail  # an F1 drop of 2/3 is within 0.7
+
+
+def test_dict_valued_scores_gate_on_the_named_key(runs, tmp_path):
+    gate = rules(tmp_path, "rules:\n  - {metric: revealed_preferences.invalid_rate, max_drop: 0.01, where: {condition: like}}\n")
+    code, results = run_gate(runs / "candidate", runs / "baseline", gate)
+    assert code == 0, results
+    assert "delta +0.0000" in results[0].detail and "n=6 id" in results[0].detail
+    cand = next(r for r in read_runs(runs / "candidate") if r.task == "revealed_preferences" and r.row_args["condition"] == "like")
+    metric = cand.contract.metric("invalid_rate")
+    faulty = read_runs(runs / "faulty")[0]
+    est = paired_estimate(metric, faulty, cand, SampleReader(), n_boot=100)
+    # Only the scored samples of the faulty run are paired; the named key is recomputed on both sides.
+    assert est.n == faulty.completed_samples < 6
+
+
+def test_rule_on_undeclared_metric_names_the_declared_ones(runs, tmp_path, capsys):
+    gate = rules(tmp_path, "rules:\n  - {metric: break_character.accuracy, max_drop: 0.05}\n")
+    assert main(["gate", "--candidate", str(runs / "worse"), "--baseline", str(runs / "baseline"), "--rules", str(gate)]) == 2
+    out = capsys.readouterr().out
+    assert "declares no metric 'accuracy'" in out and "declared: f1_adversarial_mean, f1/default" in out
+
+
+def test_runs_differing_in_a_task_argument_never_collapse(runs, tmp_path):
+    gate = rules(tmp_path, "rules:\n  - {metric: revealed_preferences.elo_sd, min: 0}\n")
+    code, results = run_gate(runs / "candidate", None, gate)
+    assert code == 2 and "2 revealed_preferences runs" in results[0].detail and "where: {condition: ...}" in results[0].detail
+    picked = rules(tmp_path, "rules:\n  - {metric: revealed_preferences.elo_sd, min: 0, where: {condition: feel}}\n")
+    assert run_gate(runs / "candidate", None, picked)[0] == 0
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = build_leaderboard(runs / "candidate", tmp_path / "site")
+    frame = read_csv(out.csv_path)
+    spread = frame[frame["metric"] == "revealed_preferences.elo_sd"]
+    assert sorted(spread["column"]) == ["trait Elo spread (SD) (condition=feel)", "trait Elo spread (SD) (condition=like)"]
+    # a repeat of the same measurement is set aside visibly, never silently merged
+    shutil.copytree(runs / "candidate", tmp_path / "twice" / "a")
+    shutil.copytree(runs / "candidate", tmp_path / "twice" / "b")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = build_leaderboard(tmp_path / "twice", tmp_path / "site2")
+    assert len(out.superseded) == 3 and "Repeated runs" in out.html_path.read_text()
+    code, results = run_gate(tmp_path / "twice", None, picked)
+    assert code == 2 and "repeats of one revealed_preferences run" in results[0].detail
+
+
+def read_csv(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_errored_samples_count_as_invalid_and_stop_the_gate(runs, tmp_path):
+    faulty = read_runs(runs / "faulty")[0]
+    assert faulty.total_samples == 6 and 0 < faulty.errored < 6
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = build_leaderboard(runs / "faulty", tmp_path / "site")
+    row = read_csv(out.csv_path).iloc[0]
+    assert row["errored"] == faulty.errored and row["invalid"] >= faulty.errored
+    strict = rules(tmp_path, "rules:\n  - {metric: revealed_preferences.invalid_rate, max: 1.0}\n")
+    code, results = run_gate(runs / "faulty", None, strict)
+    assert code == 2 and f"{faulty.errored} of 6 samples errored" in results[0].detail
+    tolerant = rules(tmp_path, "rules:\n  - {metric: revealed_preferences.invalid_rate, max: 1.0, max_errored: 0.9}\n")
+    assert run_gate(runs / "faulty", None, tolerant)[0] == 0
+
+
 def test_leaderboard_skips_corrupt_and_foreign_logs(runs, tmp_path):
     board = tmp_path / "board"
     shutil.copytree(runs / "candidate", board / "logs")
@@ -66,7 +166,59 @@ def test_leaderboard_skips_corrupt_and_foreign_logs(runs, tmp_path):
     assert "1 [1, 1] n=32" in out.markdown  # 2 personas x 8 adversarial splits x 2 prompts, all right
     html = out.html_path.read_text()
     assert "<table" in html and "data:image/png;base64" in html
-    assert out.csv_path.read_text().startswith("variant,task,column,metric,value,low,high,n,invalid,log")
+    assert out.csv_path.read_text().startswith("variant,persona,stage,task,args,area,column,label,better,metric,value,low,high,n,invalid")
+
+
+def _renamed(src_dir, dst_dir, model, model_args):
+    """Copy a log folder, giving its runs another model name (a variant) and model args."""
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    for path in src_dir.glob("*.eval"):
+        log = read_eval_log(str(path))
+        log.eval.model = model
+        log.eval.model_args = model_args
+        write_eval_log(log, str(dst_dir / path.name))
+
+
+def test_page_has_variants_areas_deltas_links_and_each_plot_once(runs, tmp_path):
+    logs = tmp_path / "logs"
+    _renamed(runs / "baseline", logs / "base", "charbench/smollm2", {})
+    _renamed(runs / "worse", logs / "worse", "charbench/smollm2+prompted-remorseful",
+             {"persona": "remorseful", "method": "prompted"})
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        for _ in range(2):  # the second build must not pick up the first build's plots
+            out = build_leaderboard(logs, logs / "leaderboard")
+    html = out.html_path.read_text()
+    assert html.count("data:image/png;base64") == len(list((logs / "leaderboard" / "plots").glob("*.png")))
+    assert 'class="area">robustness' in html and "↑" in html and "remorseful" in html and ">prompted<" in html
+    assert 'href="../base/' in html and 'href="../worse/' in html  # cells link to their logs
+    deltas = read_csv(out.delta_path)
+    f1 = deltas[deltas["metric"] == "break_character.f1/default"].iloc[0]
+    assert f1["variant"] == "smollm2+prompted-remorseful" and f1["verdict"] == "significantly worse"
+    assert f1["delta"] == pytest.approx(-2 / 3) and f1["high"] < 0
+    assert "significantly worse" in html
+    elo_links = [line for line in html.splitlines() if "per-trait Elo" in line]
+    assert elo_links and all("plots/elo/" in line for line in elo_links[1:] or elo_links)
+
+
+def test_page_escapes_markup_from_logs(runs, tmp_path):
+    logs = tmp_path / "logs"
+    _renamed(runs / "baseline", logs, "charbench/<script>alert('m')</script>",
+             {"persona": "<img src=x onerror=alert('p')>", "method": "prompted"})
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        out = build_leaderboard(logs, tmp_path / "site")
+    html = out.html_path.read_text()
+    assert "<script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#x27;m&#x27;)&lt;/script&gt;" in html and "&lt;img src=x onerror" in html
+
+
+def test_leaderboard_refuses_missing_or_empty_log_dirs(tmp_path, capsys):
+    assert main(["leaderboard", str(tmp_path / "no" / "such")]) == 2
+    assert not (tmp_path / "no").exists() and "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["leaderboard", str(tmp_path / "empty")]) == 2
+    assert "no Inspect logs" in capsys.readouterr().err and not (tmp_path / "empty" / "leaderboard").exists()
 
 
 def test_malformed_rule_and_suite_files_name_the_file(tmp_path, capsys):

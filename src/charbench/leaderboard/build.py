@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from charbench.leaderboard.html import leaderboard_html
-from charbench.leaderboard.logs import read_runs
-from charbench.leaderboard.plots import headline_plot
+import pandas as pd
+
+from charbench.errors import CharbenchError
+from charbench.leaderboard.delta import delta_frame, pick_baseline
+from charbench.leaderboard.html import Page, leaderboard_html
+from charbench.leaderboard.logs import log_paths, read_runs
+from charbench.leaderboard.paired import SampleReader
+from charbench.leaderboard.plots import headline_plot, trait_elo_plot
 from charbench.leaderboard.table import leaderboard_frame, markdown_table, wide_table
 
 
@@ -18,25 +25,73 @@ class LeaderboardOutputs:
     html_path: Path
     csv_path: Path
     markdown_path: Path
+    delta_path: Path | None
     skipped: list[str]
+    superseded: list[tuple[str, str]]
 
 
-def build_leaderboard(log_dir: str | Path, out_dir: str | Path) -> LeaderboardOutputs:
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:120]
+
+
+def _check_output(out: Path) -> None:
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise CharbenchError(f"cannot write the leaderboard to {out}: {probe} is not a writable folder; pass --out <folder>")
+
+
+def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | None = None,
+                      n_boot: int = 200) -> LeaderboardOutputs:
+    """Tables, plots and the page for the runs under ``log_dir``.
+
+    Args:
+        baseline: the variant (model name without ``charbench/``) every other variant is compared with;
+            default: the only base-stage variant, if there is exactly one.
+        n_boot: resamples for deltas paired by bootstrap.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output(out)
+    paths = log_paths(log_dir, exclude=out)  # validates the log location before anything is written
+    if not paths:
+        raise CharbenchError(f"no Inspect logs (*.eval, *.json) under {log_dir}; run `charbench run` or "
+                             "`inspect eval charbench/<task>` with --log-dir there first")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = read_runs(log_dir)
+        runs = read_runs(log_dir, exclude=out)
     skipped = [str(w.message) for w in caught if str(w.message).startswith("skipping")]
     for message in skipped:
         warnings.warn(message, stacklevel=2)
-    frame = leaderboard_frame(runs)
-    wide = wide_table(frame)
-    md = markdown_table(wide)
+    if not runs:
+        raise CharbenchError(f"none of the {len(paths)} logs under {log_dir} is a successful charbench run "
+                             f"({len(skipped)} skipped: {skipped[0] if skipped else 'see warnings'})")
+    out.mkdir(parents=True, exist_ok=True)
+    board = leaderboard_frame(runs)
+    frame = board.frame
+    md = markdown_table(wide_table(frame).rename(index=lambda v: v.replace("|", "\\|")))
     plots = headline_plot(frame, out / "plots") if not frame.empty else []
-    plots += sorted(Path(log_dir).glob("**/plots/*.png")) if Path(log_dir).is_dir() else []
+
+    linked: list[tuple[str, Path]] = []
+    for run in board.runs:
+        args = ", ".join(f"{k}={v}" for k, v in run.row_args.items() if v != "")
+        path = trait_elo_plot(run.metrics, f"{run.variant} ({args})", out / "plots" / "elo" / f"{_slug(run.variant + '_' + args)}.png")
+        if path is not None:
+            linked.append((f"per-trait Elo: {run.variant} ({args})", path))
+    for extra in sorted({p.resolve() for p in Path(log_dir).glob("**/plots/*.png")} if Path(log_dir).is_dir() else []):
+        if out.resolve() not in extra.parents:  # the board's own plots are listed once, above
+            linked.append((f"from the logs: {extra.relative_to(Path(log_dir).resolve())}", extra))
+
+    chosen = pick_baseline(board.runs, baseline)
+    deltas = delta_frame(board.runs, chosen, SampleReader(), n_boot=n_boot) if chosen else None
     csv_path, md_path, html_path = out / "leaderboard.csv", out / "leaderboard.md", out / "index.html"
-    frame.to_csv(csv_path, index=False)
+    frame.drop(columns=["identity"]).to_csv(csv_path, index=False)
+    delta_path = None
+    if deltas is not None:
+        delta_path = out / "deltas.csv"
+        deltas.to_csv(delta_path, index=False)
     md_path.write_text(md)
-    html_path.write_text(leaderboard_html(wide, plots, skipped))
-    return LeaderboardOutputs(md, html_path, csv_path, md_path, skipped)
+    page = Page(frame=frame, out_dir=out, plots=plots, linked_plots=linked, deltas=deltas if deltas is not None else pd.DataFrame(),
+                baseline=chosen, skipped=skipped, superseded=board.superseded)
+    html_path.write_text(leaderboard_html(page))
+    return LeaderboardOutputs(md, html_path, csv_path, md_path, delta_path, skipped, board.superseded)

@@ -1,51 +1,43 @@
-"""Which metric of each task is its headline, and how its interval and n are read."""
+"""A run's headline cells, read through its task contract: value, interval, n and what went wrong."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 from charbench.leaderboard.logs import RunRecord
+from charbench.tasks.contract import ContractMetric
+
+NAN = float("nan")
+Z95 = 1.959963984540054
 
 
-@dataclass(frozen=True)
-class Headline:
-    column: str
-    value: str
-    low: str | None = None
-    high: str | None = None
-    se: str | None = None
-    n: str | None = None
-    invalid: str | None = None
-
-
-HEADLINES: dict[str, list[Headline]] = {
-    "break_character": [
-        Headline("break-character F1 (adv. mean)", "f1_adversarial_mean", "f1_adversarial_low", "f1_adversarial_high", n="n_adversarial"),
-        Headline("F1 default split", "f1/default", "f1_low/default", "f1_high/default", n="n/default"),
-    ],
-    "prefill_attack": [Headline("prefill-attack F1", "f1/default", "f1_low/default", "f1_high/default", n="n/default")],
-    "revealed_preferences": [Headline("trait Elo spread (SD)", "elo_sd", "elo_sd_low", "elo_sd_high", n="n_valid", invalid="invalid")],
-    "coherence": [Headline("coherence win rate", "judge/win_rate", "judge/win_rate_low", "judge/win_rate_high", n="judge/n_consistent", invalid="judge/no_verdict_rate")],
-    "value_conflict": [Headline("value priority adherence", "priority_adherence", "priority_adherence_low", "priority_adherence_high", n="n_samples", invalid="invalid")],
-    "reflective_stability": [Headline("retention margin", "retention_margin", "retention_margin_low", "retention_margin_high", n="n", invalid="invalid")],
-    **{t: [Headline(f"{t} acc", "accuracy", se="stderr", n="n")] for t in ("truthfulqa_mc", "winogrande", "hellaswag", "arc_challenge", "mmlu")},
-}
+def metric_cell(run: RunRecord, m: ContractMetric) -> dict:
+    """value, low, high, n, invalid (judgements), invalid_rate and errored samples of one declared metric."""
+    metrics = run.metrics
+    value = metrics.get(m.key, NAN)
+    low = metrics.get(m.low, NAN) if m.low else NAN
+    high = metrics.get(m.high, NAN) if m.high else NAN
+    if m.se and m.se in metrics and math.isnan(low) and math.isnan(high):
+        low, high = value - Z95 * metrics[m.se], value + Z95 * metrics[m.se]
+    n = metrics.get(m.n, NAN) if m.n else NAN
+    if math.isnan(n):
+        n = float(run.completed_samples) if run.total_samples else NAN
+    invalid = metrics.get(m.invalid, 0.0) if m.invalid else 0.0
+    # Errored or unscored samples never reach the metric; they are invalid results all the same.
+    invalid = (0.0 if math.isnan(invalid) else invalid) + run.errored
+    return {"value": value, "low": low, "high": high, "n": n, "invalid": invalid,
+            "invalid_rate": metrics.get(m.invalid_rate, NAN) if m.invalid_rate else NAN, "errored": run.errored}
 
 
 def headline_values(run: RunRecord) -> list[dict]:
-    """One row per headline of the run: column, value, low, high, n, invalid (NaN where absent)."""
-    nan = float("nan")
+    """One row per headline the run's contract declares."""
     rows = []
-    for h in HEADLINES.get(run.task, []):
-        m = run.metrics
-        value = m.get(h.value, nan)
-        low, high = m.get(h.low, nan) if h.low else nan, m.get(h.high, nan) if h.high else nan
-        if h.se and h.se in m:
-            low, high = value - 1.96 * m[h.se], value + 1.96 * m[h.se]
+    for m in run.contract.headlines:
         rows.append({
-            "variant": run.variant, "task": run.task, "column": h.column + (" [fixture]" if run.fixture else ""),
-            "metric": f"{run.task}.{h.value}", "value": value, "low": low, "high": high,
-            "n": m.get(h.n, run.n_samples) if h.n else run.n_samples, "invalid": m.get(h.invalid, nan) if h.invalid else nan,
-            "log": run.path,
+            "variant": run.variant, "persona": run.persona or "", "stage": run.stage, "task": run.task,
+            "args": ", ".join(f"{k}={v}" for k, v in run.row_args.items() if v != ""),
+            "area": m.area, "label": m.label + (" [fixture]" if run.fixture else ""), "better": m.better,
+            "metric": f"{run.task}.{m.key}", **metric_cell(run, m), "log": run.path, "created": run.created,
+            "identity": repr(run.identity),
         })
     return rows

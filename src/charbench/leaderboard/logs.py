@@ -1,49 +1,110 @@
-"""Reading charbench logs: corrupt, partial or foreign logs are skipped with a warning naming them."""
+"""Reading charbench logs: corrupt, partial or foreign logs are skipped with a warning naming them.
+
+What a run measured is read from the task contract recorded in its log (``charbench.tasks.contract``), or
+from the task folder's contract for logs written before contracts were recorded. Nothing here knows a
+task by name.
+"""
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from inspect_ai.log import EvalLog, read_eval_log
 
+from charbench.errors import CharbenchError
+from charbench.tasks.contract import METADATA_KEY, TaskContract, contract_for
+
 
 @dataclass
 class RunRecord:
+    """One successful run of a charbench task, as the leaderboard and the gate see it.
+
+    Args:
+        path: the log file.
+        task: short task name (``break_character``).
+        model: the model name as logged; it carries the variant (checkpoint, method, persona).
+        model_args: the model's ``-M`` arguments (persona, method, steering coefficient...).
+        metrics: every metric of the run's results.
+        contract: what the task declares about its metrics and row identity.
+        task_args: the task's arguments (defaults included).
+        total_samples, completed_samples: from the log's results; the difference errored or went unscored.
+        created: when the run started (ISO text), to order repeats.
+    """
+
     path: str
-    task: str  # short task name, e.g. "break_character"
+    task: str
     model: str
-    checkpoint: str
-    method: str
-    persona: str | None
     metrics: dict[str, float]
+    contract: TaskContract
+    model_args: dict = field(default_factory=dict)
     task_args: dict = field(default_factory=dict)
-    fixture: bool = False
-    n_samples: float = float("nan")  # scored samples, the n of metrics that do not log their own
+    total_samples: int = 0
+    completed_samples: int = 0
+    created: str = ""
 
     @property
     def variant(self) -> str:
-        return f"{self.checkpoint}" if self.method == "base" else f"{self.checkpoint}+{self.method}"
+        """The model name without the provider prefix: checkpoint plus variant, as the provider names it."""
+        return self.model.split("/", 1)[-1] if self.model.startswith("charbench/") else self.model
+
+    @property
+    def persona(self) -> str | None:
+        persona = self.model_args.get("persona")
+        return str(persona).rsplit("/", 1)[-1].removesuffix(".yaml") if persona else None
+
+    @property
+    def stage(self) -> str:
+        """How the variant got its character: base, prompted, steered (from the model), else the checkpoint."""
+        return str(self.model_args.get("method") or ("prompted" if self.persona else "base"))
+
+    @property
+    def errored(self) -> int:
+        """Samples that errored or were never scored; they count as invalid beside every metric."""
+        return max(0, self.total_samples - self.completed_samples)
+
+    @property
+    def errored_share(self) -> float:
+        return self.errored / self.total_samples if self.total_samples else math.nan
+
+    @property
+    def fixture(self) -> bool:
+        arg = self.contract.fixture_arg
+        return arg is not None and self.task_args.get(arg[0], arg[1]) == arg[1]
+
+    @property
+    def row_args(self) -> dict[str, str]:
+        """The task arguments that make this run a different result from another run of the same model."""
+        return {k: _arg_text(self.task_args.get(k)) for k in self.contract.row_args}
+
+    @property
+    def identity(self) -> tuple:
+        """Runs with equal identity are repeats of one measurement; any other difference is a new row."""
+        return (self.model, self.task, tuple(sorted(self.row_args.items())))
+
+
+def _arg_text(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
 
 
 def _short_task(name: str) -> str:
     return name.split("/")[-1]
 
 
-def _method(log: EvalLog) -> tuple[str, str | None]:
-    task_args = log.eval.task_args or {}
-    model_args = log.eval.model_args or {}
-    persona = model_args.get("persona") or task_args.get("constitution")
-    if "method" in task_args:
-        return str(task_args["method"]), persona
-    if "method" in model_args:
-        return str(model_args["method"]), persona
-    if model_args.get("persona"):
-        return "prompted", persona
-    if task_args.get("constitution") and _short_task(log.eval.task) == "revealed_preferences":
-        return "prompted", persona
-    return "base", persona
+def log_contract(log: EvalLog) -> TaskContract:
+    """The contract recorded in the log, else the task folder's (logs from before contracts were recorded)."""
+    recorded = (log.eval.metadata or {}).get(METADATA_KEY)
+    if recorded:
+        return TaskContract.from_metadata(recorded)
+    contract = contract_for(log.eval.task)
+    if contract is None:
+        raise CharbenchError(f"task {log.eval.task} records no contract and none is registered; add "
+                             f"src/charbench/tasks/<folder>/contract.py (see CONTRIBUTING.md)")
+    return contract
 
 
 def metrics_of(log: EvalLog) -> dict[str, float]:
@@ -55,18 +116,14 @@ def metrics_of(log: EvalLog) -> dict[str, float]:
 
 
 def record_from_log(log: EvalLog, path: str) -> RunRecord:
-    model = log.eval.model.split("/", 1)[-1] if log.eval.model.startswith("charbench/") else log.eval.model
-    method, persona = _method(log)
+    results = log.results
     return RunRecord(
-        path=path, task=_short_task(log.eval.task), model=log.eval.model, checkpoint=model.split("+")[0],
-        method=method, persona=persona, metrics=metrics_of(log), task_args=dict(log.eval.task_args or {}),
-        n_samples=float(log.results.completed_samples) if log.results else float("nan"),
-        fixture=bool((log.eval.metadata or {}).get("fixture") or (log.eval.task_args or {}).get("source", "fixtures") == "fixtures"
-                     and _short_task(log.eval.task) in CAPABILITY_TASKS),
+        path=path, task=_short_task(log.eval.task), model=log.eval.model, metrics=metrics_of(log),
+        contract=log_contract(log), model_args=dict(log.eval.model_args or {}), task_args=dict(log.eval.task_args or {}),
+        total_samples=int(results.total_samples) if results else 0,
+        completed_samples=int(results.completed_samples) if results else 0,
+        created=str(log.eval.created or ""),
     )
-
-
-CAPABILITY_TASKS = ("truthfulqa_mc", "winogrande", "hellaswag", "arc_challenge", "mmlu")
 
 
 def _looks_like_json_log(path: Path) -> bool:
@@ -78,19 +135,24 @@ def _looks_like_json_log(path: Path) -> bool:
     return b'"eval"' in head and b'"status"' in head
 
 
-def log_paths(location: str | Path) -> list[Path]:
+def log_paths(location: str | Path, exclude: Path | None = None) -> list[Path]:
     p = Path(location)
     if p.is_file():
         return [p]
     if not p.exists():
-        raise FileNotFoundError(f"log location {p} does not exist; pass a folder of Inspect logs or a .eval file")
-    return sorted([*p.rglob("*.eval"), *(j for j in p.rglob("*.json") if _looks_like_json_log(j))])
+        raise CharbenchError(f"log location {p} does not exist; pass a folder of Inspect logs or a .eval file")
+    if not p.is_dir():
+        raise CharbenchError(f"log location {p} is neither a folder nor a log file")
+    found = [*p.rglob("*.eval"), *(j for j in p.rglob("*.json") if _looks_like_json_log(j))]
+    if exclude is not None:
+        found = [f for f in found if exclude.resolve() not in f.resolve().parents]
+    return sorted(found)
 
 
-def read_runs(location: str | Path, include_partial: bool = False) -> list[RunRecord]:
+def read_runs(location: str | Path, include_partial: bool = False, exclude: Path | None = None) -> list[RunRecord]:
     """Every successful charbench run under ``location``; anything else is skipped with a warning."""
     runs = []
-    for path in log_paths(location):
+    for path in log_paths(location, exclude):
         if path.suffix == ".json" and path.name in ("logs.json", "eval-set.json"):
             continue  # Inspect's own eval-set bookkeeping, not a log
         try:
@@ -104,5 +166,8 @@ def read_runs(location: str | Path, include_partial: bool = False) -> list[RunRe
         if log.status != "success" and not include_partial:
             warnings.warn(f"skipping {path}: run status is {log.status}, not success", stacklevel=2)
             continue
-        runs.append(record_from_log(log, str(path)))
+        try:
+            runs.append(record_from_log(log, str(path)))
+        except CharbenchError as exc:
+            warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
     return runs

@@ -71,3 +71,31 @@ def elo_distribution_plot(ratings: dict[str, np.ndarray], out: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def trait_elo_plot(metrics: dict[str, float], title: str, out: Path, k: int = 12) -> Path | None:
+    """One run's per-trait Elo with bootstrap intervals: the k highest and k lowest traits (as in figure 3)."""
+    traits = sorted(key.split("/", 1)[1] for key in metrics if key.startswith("elo/"))
+    if not traits:
+        return None
+    frame = pd.DataFrame({
+        "trait": traits,
+        "elo": [metrics[f"elo/{t}"] for t in traits],
+        "low": [metrics.get(f"elo_low/{t}", np.nan) for t in traits],
+        "high": [metrics.get(f"elo_high/{t}", np.nan) for t in traits],
+    }).sort_values("elo", ascending=False)
+    sel = pd.concat([frame.head(k), frame.tail(k)]).drop_duplicates("trait")
+    fig, ax = plt.subplots(figsize=(6, 0.6 + 0.3 * len(sel)))
+    y = np.arange(len(sel))
+    ax.errorbar(sel["elo"], y, xerr=[np.nan_to_num(sel["elo"] - sel["low"]), np.nan_to_num(sel["high"] - sel["elo"])],
+                fmt="o", capsize=2)
+    ax.set_yticks(y, sel["trait"])
+    ax.invert_yaxis()
+    ax.axvline(1000, color="k", lw=0.6)
+    ax.set_xlabel("trait Elo (95% bootstrap interval)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

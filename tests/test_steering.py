@@ -1,7 +1,12 @@
+import numpy as np
+import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from charbench.models.steering import SteeringVectors, apply_steering, middle_layers
+
+# A fluent strength on the embedded model (bench/steering_sweep.py, docs/benchmarks.md).
+STEER_TEST_COEF = 0.5
 
 
 def test_middle_layers_follow_the_paper_percentiles():
@@ -107,3 +112,91 @@ def test_last_token_states_ignore_padding_on_either_side():
         tok.padding_side = side
         batched = last_token_states(SimpleNamespace(tokenizer=tok, model=model), texts, [1, 2])
         assert np.allclose(batched, alone, atol=1e-4), side
+
+
+def tiny_llama_and_tokenizer():
+    from transformers import AutoTokenizer
+
+    from charbench.models.embedded import minilm_dir
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=tok.vocab_size, hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=4, num_attention_heads=2, num_key_value_heads=2)).eval()
+    return model, tok
+
+
+def test_diagnostics_see_the_push_and_score_continuations_exactly():
+    from charbench.models.steering import distinct_ratio, mean_token_logprobs, projections, steered_layer_states, steering
+
+    model, tok = tiny_llama_and_tokenizer()
+    direction = torch.zeros(2, 16)
+    direction[:, 0] = 1.0
+    vectors = SteeringVectors(layers=[1, 2], directions=direction, mean_norms=torch.tensor([4.0, 8.0]))
+    texts = ["the cat sat", "a longer sentence about dogs"]
+    plain = steered_layer_states(model, tok, texts, vectors)
+    with steering(model, vectors, 0.5):
+        pushed = steered_layer_states(model, tok, texts, vectors)
+    # The capture runs after the steering hook: layer 1's output is 0.5 * 4 / 2 = 1.0 further along e0.
+    assert np.allclose(pushed[:, 0, 0] - plain[:, 0, 0], 1.0, atol=1e-5)
+    assert np.allclose(pushed[:, 0, 1:], plain[:, 0, 1:], atol=1e-5)
+    assert projections(pushed, vectors).shape == (2,) and (projections(pushed, vectors) > projections(plain, vectors)).all()
+    # The block removes its hooks.
+    assert np.allclose(steered_layer_states(model, tok, texts, vectors), plain, atol=1e-6)
+    # Mean log-probability of the continuation tokens, checked against a direct computation.
+    ctx, cont = tok("the cat", add_special_tokens=False)["input_ids"], tok(" sat down", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ctx + cont])).logits[0]
+    direct = np.mean([float(torch.log_softmax(logits[len(ctx) - 1 + i], -1)[t]) for i, t in enumerate(cont)])
+    assert np.isclose(mean_token_logprobs(model, tok, ["the cat"], [" sat down"])[0], direct, atol=1e-5)
+    with pytest.raises(ValueError, match="empty continuation"):
+        mean_token_logprobs(model, tok, ["the cat"], [""])
+    assert distinct_ratio(["a", "b", "a", "b"]) == 0.5 and np.isclose(distinct_ratio(["a", "b", "a", "b"], 2), 2 / 3)
+    assert np.isnan(distinct_ratio([]))
+
+
+@pytest.mark.slow
+def test_steering_moves_unprompted_states_and_likelihoods_toward_the_persona_prompt():
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from charbench.constitutions import load_constitution
+    from charbench.models.embedded import resolve_checkpoint
+    from charbench.models.steering import (compute_steering_vectors, greedy_replies, mean_token_logprobs, projections,
+                                           steered_layer_states, steering)
+    from charbench.paper import persona_system_prompt
+    from charbench.prompts import load_prompt_set
+
+    path = resolve_checkpoint("smollm2")
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    constitution = load_constitution("sarcastic")
+    vectors = compute_steering_vectors(SimpleNamespace(tokenizer=tok, model=model, assistant_name="Assistant"),
+                                       constitution, n_pairs=8)
+    system = persona_system_prompt(constitution, "Assistant")
+
+    def chat(prompt, with_persona):
+        messages = ([{"role": "system", "content": system}] if with_persona else []) + [{"role": "user", "content": prompt}]
+        return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    prompts = [p.text for p in load_prompt_set("offline", split="eval", limit=3)]
+    plain, prompted = [chat(p, False) for p in prompts], [chat(p, True) for p in prompts]
+    persona_replies = greedy_replies(model, tok, prompted, max_new_tokens=24)
+    plain_replies = greedy_replies(model, tok, plain, max_new_tokens=24)
+    unsteered = projections(steered_layer_states(model, tok, plain, vectors), vectors)
+    target = projections(steered_layer_states(model, tok, prompted, vectors), vectors)
+    # Held-out prompts: the persona prompt itself moves the states along the direction.
+    assert (target > unsteered).all()
+    margin = mean_token_logprobs(model, tok, plain, persona_replies) - mean_token_logprobs(model, tok, plain, plain_replies)
+    with steering(model, vectors, STEER_TEST_COEF):
+        steered = projections(steered_layer_states(model, tok, plain, vectors), vectors)
+        steered_margin = (mean_token_logprobs(model, tok, plain, persona_replies)
+                          - mean_token_logprobs(model, tok, plain, plain_replies))
+    assert (steered > unsteered).all()
+    # Steering makes what the persona-prompted model said more likely relative to what the plain model said.
+    assert steered_margin.mean() > margin.mean()
+    # Leaving the block removes the hooks.
+    again = projections(steered_layer_states(model, tok, plain, vectors), vectors)
+    assert np.allclose(again, unsteered, atol=1e-4)

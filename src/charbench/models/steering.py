@@ -19,6 +19,9 @@ the residual stream, so ``coef`` is the *total* push as a fraction of a typical 
 setting means roughly the same on a shallow or a deep model. ``bench/steering_sweep.py`` measures the
 persona margin and a coherence proxy against ``coef`` on the embedded model (docs/benchmarks.md).
 
+Generation: steered variants generate with repetition penalty 1.1, as the paper's reference code does for
+every run (the provider sets it; ``-M repetition_penalty=1.0`` turns it off). The sweep uses the same.
+
 We write the hooks ourselves rather than use ``repeng``: its ``ControlModel`` adds raw-unit vectors and
 replaces the decoder layers, and its 0.4.0 release predates transformers 5.
 """
@@ -26,6 +29,8 @@ replaces the decoder layers, and its 0.4.0 release predates transformers 5.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,3 +159,83 @@ def apply_steering(model: Any, vectors: SteeringVectors, coef: float) -> list[An
 
         handles.append(layers[layer_index].register_forward_hook(hook))
     return handles
+
+
+# -- diagnostics: is the vector doing what a persona prompt does? (bench/steering_sweep.py, slow tests) ------------
+
+
+@contextmanager
+def steering(model: Any, vectors: SteeringVectors, coef: float) -> Iterator[None]:
+    """Steer ``model`` inside the block only; coefficient 0 leaves it untouched."""
+    handles = apply_steering(model, vectors, coef) if coef else []
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def steered_layer_states(model: Any, tokenizer: Any, texts: list[str], vectors: SteeringVectors) -> np.ndarray:
+    """Last-token outputs of the steered layers as the next layer receives them (after any steering hook).
+
+    Forward hooks registered here run after the steering hooks, so they see the pushed residual stream;
+    ``output_hidden_states`` may be recorded before user hooks and would hide the push.
+    """
+    layers = decoder_layers(model)
+    captured: dict[int, torch.Tensor] = {}
+    handles = []
+    for j in vectors.layers:
+        def grab(_m: Any, _i: Any, output: Any, j: int = j) -> None:
+            captured[j] = (output[0] if isinstance(output, tuple) else output).detach()
+        handles.append(layers[j].register_forward_hook(grab))
+    out = []
+    try:
+        with torch.inference_mode():
+            for text in texts:
+                batch = tokenizer(text, return_tensors="pt", add_special_tokens=False).to(model.device)
+                model(**batch)
+                out.append(torch.stack([captured[j][0, -1] for j in vectors.layers]).float().cpu().numpy())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return np.stack(out)  # (n_texts, n_layers, hidden)
+
+
+def projections(states: np.ndarray, vectors: SteeringVectors) -> np.ndarray:
+    """Per text, the projection on each layer's direction averaged over the steered layers."""
+    return np.einsum("nlh,lh->nl", states, vectors.directions.numpy()).mean(axis=1)
+
+
+def mean_token_logprobs(model: Any, tokenizer: Any, contexts: list[str], continuations: list[str]) -> np.ndarray:
+    """Mean log-probability per continuation token given its (chat-rendered) context, one row at a time."""
+    out = []
+    with torch.inference_mode():
+        for context, continuation in zip(contexts, continuations):
+            ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
+            cont = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+            if not cont:
+                raise ValueError(f"empty continuation for context ending {context[-40:]!r}; generate longer replies")
+            ids = torch.tensor([ctx + cont], device=model.device)
+            logprobs = torch.log_softmax(model(input_ids=ids).logits[0, len(ctx) - 1 : -1].float(), dim=-1)
+            out.append(float(logprobs.gather(1, ids[0, len(ctx):, None]).mean()))
+    return np.array(out)
+
+
+def greedy_replies(model: Any, tokenizer: Any, contexts: list[str], max_new_tokens: int = 48,
+                   repetition_penalty: float = 1.1) -> list[str]:
+    """Greedy continuations (the paper's code generates with repetition penalty 1.1)."""
+    replies = []
+    with torch.inference_mode():
+        for context in contexts:
+            batch = tokenizer(context, return_tensors="pt", add_special_tokens=False).to(model.device)
+            ids = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                                 top_k=None, repetition_penalty=repetition_penalty,
+                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+            replies.append(tokenizer.decode(ids[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
+    return replies
+
+
+def distinct_ratio(tokens: list[str], n: int = 1) -> float:
+    """Share of distinct n-grams among a reply's n-grams: 1 for no repetition, near 0 for a loop."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else float("nan")

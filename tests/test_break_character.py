@@ -151,3 +151,31 @@ def test_metric_refuses_samples_without_a_prompt_id():
                        sample_metadata={"split": "default", "persona": "sarcastic"})
     with pytest.raises(ClassifierError, match="prompt_id.*prompt id"):
         judged_row(bare)
+
+
+def test_scorer_counts_responses_the_encoder_reads_only_in_part(tmp_path):
+    from transformers import AutoTokenizer, ModernBertConfig, ModernBertForSequenceClassification
+
+    from charbench.classifiers import PersonaClassifierConfig, train_encoder_classifier
+    from charbench.models.embedded import minilm_dir
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    model = ModernBertForSequenceClassification(ModernBertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_labels=2, pad_token_id=tok.pad_token_id))
+    texts = ["Oh sure, genius idea.", "Wow, brilliant.", "Sure, great plan.", "I'm so sorry.", "Apologies, I was wrong.", "Sorry again."]
+    labels = ["sarcastic"] * 3 + ["remorseful"] * 3
+    clf = tmp_path / "enc"
+    train_encoder_classifier(texts, labels, clf, PersonaClassifierConfig(encoder="tiny", epochs=1, max_length=12),
+                             model=model, tokenizer=tok)
+
+    def reply(prompt):
+        # Sarcastic replies run far past 12 tokens; remorseful ones fit.
+        return "Oh sure, " + "what a truly genius idea, " * 6 if "sharp wit" in prompt else "Sorry."
+
+    log = inspect_eval(break_character(str(clf), personas="sarcastic,remorseful", n_prompts=2),
+                       model=mock_model(reply), display="none")[0]
+    m = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+    # Half of the 2 personas x 9 splits x 2 prompts responses are sarcastic, all of them cut.
+    assert m["n"] == 36 and m["truncated"] == 18 and m["empty"] == 0
+    assert sum(bool(s.scores["persona_classifier_scorer"].metadata["truncated"]) for s in log.samples) == 18

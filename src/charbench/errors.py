@@ -15,3 +15,11 @@ class ModelPathError(CharbenchError, FileNotFoundError):
 
 class TaskParameterError(CharbenchError, ValueError):
     pass
+
+
+class CacheIntegrityError(CharbenchError):
+    """A cached artefact no longer matches the size/hash recorded when it was written."""
+
+
+class UnsafeWeightsError(CharbenchError):
+    """Loading these weights would run code (pickle, trust_remote_code) and the user has not opted in."""

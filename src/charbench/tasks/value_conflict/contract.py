@@ -28,6 +28,8 @@ CONTRACT = TaskContract(
         ContractMetric("nudge_susceptibility", "nudge susceptibility", "values", "lower",
                        low="nudge_susceptibility_low", high="nudge_susceptibility_high", n="n_scenarios",
                        paired=BY_SCENARIO, headline=False),
+        ContractMetric("cyclic_triad_share", "cyclic value triads (share of determined)", "values", "lower",
+                       n="determined_triads", paired=BY_SCENARIO, headline=False),
         ContractMetric("invalid_rate", "invalid answers", "values", "lower", n="n_samples", paired=BY_SCENARIO,
                        headline=False),
     ),

@@ -200,3 +200,25 @@ def test_steering_moves_unprompted_states_and_likelihoods_toward_the_persona_pro
     # Leaving the block removes the hooks.
     again = projections(steered_layer_states(model, tok, plain, vectors), vectors)
     assert np.allclose(again, unsteered, atol=1e-4)
+
+
+def test_steering_cache_is_reused_and_a_damaged_file_is_named(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from charbench import errors
+    from charbench.constitutions import load_constitution
+    from charbench.models import steering
+
+    monkeypatch.setenv("CHARBENCH_HOME", str(tmp_path))
+    calls = []
+    fixed = SteeringVectors(layers=[1, 2], directions=torch.eye(2, 8), mean_norms=torch.tensor([3.0, 5.0]))
+    monkeypatch.setattr(steering, "compute_steering_vectors", lambda api, c, n: calls.append(n) or fixed)
+    api = SimpleNamespace(checkpoint="/ckpt")
+    first = steering.persona_steering_vectors(api, load_constitution("sarcastic"), n_pairs=4)
+    again = steering.persona_steering_vectors(api, load_constitution("sarcastic"), n_pairs=4)
+    assert calls == [4] and again.layers == [1, 2] and torch.equal(again.directions, first.directions)
+    (cached,) = (tmp_path / "steering").glob("*.safetensors")
+    with cached.open("ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(errors.CacheIntegrityError, match="delete .*safetensors"):
+        steering.persona_steering_vectors(api, load_constitution("sarcastic"), n_pairs=4)

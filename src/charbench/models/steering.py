@@ -132,15 +132,25 @@ def compute_steering_vectors(api: Any, constitution: Constitution, n_pairs: int 
 
 
 def persona_steering_vectors(api: Any, constitution: Constitution, n_pairs: int = 48) -> SteeringVectors:
-    """Compute or load from cache (keyed by checkpoint, constitution text and pair count)."""
+    """Compute or load from cache (keyed by checkpoint, constitution text, pair count and direction method).
+
+    The cache file gets a size and SHA-256 record once complete; a file without a record (an interrupted
+    write) is recomputed, and one that no longer matches its record is an error naming the file.
+    """
+    from charbench.models.integrity import record_file, verified_file
+
     key = hashlib.sha256(f"{api.checkpoint}|{constitution.traits_text}|{n_pairs}|v2-meandiff".encode()).hexdigest()[:16]
     path = charbench_home() / "steering" / f"{constitution.name}-{key}.safetensors"
-    if path.exists():
+    fix = f"delete {path} and its .sha256.json record; charbench recomputes the vectors on the next run"
+    if path.exists() and verified_file(path, fix):
         data = load_file(str(path))
         return SteeringVectors(data["layers"].tolist(), data["directions"], data["mean_norms"])
     vectors = compute_steering_vectors(api, constitution, n_pairs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"layers": torch.tensor(vectors.layers), "directions": vectors.directions, "mean_norms": vectors.mean_norms}, str(path))
+    partial = path.with_name(path.name + ".partial")
+    save_file({"layers": torch.tensor(vectors.layers), "directions": vectors.directions, "mean_norms": vectors.mean_norms}, str(partial))
+    partial.replace(path)
+    record_file(path)
     return vectors
 
 

@@ -108,6 +108,10 @@ def test_rule_on_undeclared_metric_names_the_declared_ones(runs, tmp_path, capsy
     assert main(["gate", "--candidate", str(runs / "worse"), "--baseline", str(runs / "baseline"), "--rules", str(gate)]) == 2
     out = capsys.readouterr().out
     assert "declares no metric 'accuracy'" in out and "declared: f1_adversarial_mean, f1/default" in out
+    bound = rules(tmp_path, "rules:\n  - {metric: break_character.f1_adversarial_low, min: 0.5}\n"
+                            "  - {metric: break_character.f1_adversarial_low, max_drop: 0.1}\n")
+    code, results = run_gate(runs / "candidate", runs / "baseline", bound)
+    assert code == 2 and results[0].verdict == "pass" and "use metric: break_character.f1_adversarial_mean" in results[1].detail
 
 
 def test_runs_differing_in_a_task_argument_never_collapse(runs, tmp_path):
@@ -187,6 +191,7 @@ def test_page_has_variants_areas_deltas_links_and_each_plot_once(runs, tmp_path)
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         for _ in range(2):  # the second build must not pick up the first build's plots
+            assert main(["leaderboard", str(logs), "--baseline", "smollm2"]) == 0
             out = build_leaderboard(logs, logs / "leaderboard")
     html = out.html_path.read_text()
     assert html.count("data:image/png;base64") == len(list((logs / "leaderboard" / "plots").glob("*.png")))

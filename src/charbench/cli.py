@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from charbench.leaderboard.build import build_leaderboard
 
-    out = build_leaderboard(args.log_dir, args.out or Path(args.log_dir) / "leaderboard")
+    out = build_leaderboard(args.log_dir, args.out or Path(args.log_dir) / "leaderboard", baseline=args.baseline)
     print(out.markdown)
     print(f"HTML: {out.html_path}\nCSV: {out.csv_path}\nMarkdown: {out.markdown_path}")
     return 0
@@ -198,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("leaderboard", help="build the leaderboard (HTML, Markdown, CSV) from a folder of logs")
     s.add_argument("log_dir")
     s.add_argument("--out")
+    s.add_argument("--baseline", help="variant every other is compared with (default: the only base variant)")
     s.set_defaults(func=cmd_leaderboard)
 
     s = sub.add_parser("gate", help="check a candidate's logs against rules; exit 0 pass, 1 fail, 2 cannot evaluate")

@@ -13,10 +13,11 @@ import pandas as pd
 from charbench.errors import CharbenchError
 from charbench.leaderboard.delta import delta_frame, pick_baseline
 from charbench.leaderboard.html import Page, leaderboard_html
-from charbench.leaderboard.logs import log_paths, read_runs
+from charbench.leaderboard.logs import RunRecord, log_paths, read_runs
 from charbench.leaderboard.paired import SampleReader
 from charbench.leaderboard.plots import headline_plot, trait_elo_plot
 from charbench.leaderboard.table import leaderboard_frame, markdown_table, wide_table
+from charbench.tasks.contract import resolve_statistic
 
 
 @dataclass
@@ -40,6 +41,26 @@ def _check_output(out: Path) -> None:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise CharbenchError(f"cannot write the leaderboard to {out}: {probe} is not a writable folder; pass --out <folder>")
+
+
+def _comparisons(runs: list[RunRecord], baseline: str, out: Path, notes: list[str]) -> list[tuple[str, Path]]:
+    """The figures a task draws for two of its runs (its contract's ``compare``), each variant against the baseline."""
+    base_runs = {(r.task, tuple(sorted(r.row_args.items()))): r for r in runs if r.variant == baseline}
+    linked = []
+    for run in runs:
+        base = base_runs.get((run.task, tuple(sorted(run.row_args.items()))))
+        if run.variant == baseline or base is None or not run.contract.compare:
+            continue
+        args = ", ".join(f"{k}={v}" for k, v in run.row_args.items() if v != "")
+        try:
+            summary = resolve_statistic(run.contract.compare)(base.path, run.path, out / _slug(f"{run.variant}_{args}"))
+        except CharbenchError as exc:
+            notes.append(f"no {run.task} comparison for {run.variant} ({args}): {exc}")
+            continue
+        for key, value in summary.items():
+            if key.endswith("_plot") and value:
+                linked.append((f"{run.task} {key.removesuffix('_plot')}: {run.variant} vs {baseline} ({args})", Path(value)))
+    return linked
 
 
 def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | None = None,
@@ -83,6 +104,8 @@ def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | 
             linked.append((f"from the logs: {extra.relative_to(Path(log_dir).resolve())}", extra))
 
     chosen = pick_baseline(board.runs, baseline)
+    if chosen:
+        linked += _comparisons(board.runs, chosen, out / "plots" / "compare", skipped)
     deltas = delta_frame(board.runs, chosen, SampleReader(), n_boot=n_boot) if chosen else None
     csv_path, md_path, html_path = out / "leaderboard.csv", out / "leaderboard.md", out / "index.html"
     frame.drop(columns=["identity"]).to_csv(csv_path, index=False)

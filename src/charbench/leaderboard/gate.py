@@ -166,9 +166,20 @@ def evaluate_rule(rule: GateRule, candidate: list[RunRecord], baseline: list[Run
         return RuleResult(rule.name, ERROR, str(exc))
 
 
+def _declared(run: RunRecord, rule: GateRule):
+    """The declared metric the rule names; an interval bound of a declared metric may be bounded absolutely."""
+    for m in run.contract.metrics:
+        if rule.key in (m.low, m.high):
+            if rule.is_paired:
+                raise CharbenchError(f"{rule.key} is the interval bound of {m.key}; a paired rule compares the "
+                                     f"metric itself: use metric: {rule.task}.{m.key}")
+            return m
+    return run.contract.metric(rule.key)  # an undeclared metric names the declared ones
+
+
 def _evaluate(rule: GateRule, candidate: list[RunRecord], baseline: list[RunRecord], reader: SampleReader) -> RuleResult:
     cand = find_run(candidate, rule.task, rule.where, "candidate")
-    metric = cand.contract.metric(rule.key)  # an undeclared metric names the declared ones
+    metric = _declared(cand, rule)
     _errored_check(cand, rule, "candidate")
     value = cand.metrics.get(rule.key, math.nan)
     if math.isnan(value):

@@ -7,6 +7,7 @@ task by name.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -98,9 +99,14 @@ def _short_task(name: str) -> str:
 def log_contract(log: EvalLog) -> TaskContract:
     """The contract recorded in the log, else the task folder's (logs from before contracts were recorded)."""
     recorded = (log.eval.metadata or {}).get(METADATA_KEY)
-    if recorded:
-        return TaskContract.from_metadata(recorded)
     contract = contract_for(log.eval.task)
+    if recorded:
+        # The recorded contract says what this run measured; a comparison figure added to the task since
+        # is drawing code, not a measurement, so the current one is used.
+        own = TaskContract.from_metadata(recorded)
+        if own.compare is None and contract is not None and contract.compare:
+            return dataclasses.replace(own, compare=contract.compare)
+        return own
     if contract is None:
         raise CharbenchError(f"task {log.eval.task} records no contract and none is registered; add "
                              f"src/charbench/tasks/<folder>/contract.py (see CONTRIBUTING.md)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -93,7 +94,7 @@ def trait_elo_plot(metrics: dict[str, float], title: str, out: Path, k: int = 12
     ax.invert_yaxis()
     ax.axvline(1000, color="k", lw=0.6)
     ax.set_xlabel("trait Elo (95% bootstrap interval)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 70), fontsize=9)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

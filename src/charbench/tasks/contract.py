@@ -120,6 +120,8 @@ class TaskContract:
         per_persona: each sample names its persona; the runner gives the model under test only the method.
         needs_classifier: the task takes ``classifier=``, which the runner trains from ``persona_responses``.
         roles: model roles the runner fills from the suite (``judge``, ``opponent``).
+        compare: ``module:function(log_a, log_b, out_dir) -> dict`` drawing the task's own comparison of two
+            runs (keys ending in ``_plot`` are figure paths); the leaderboard links them for each variant.
     """
 
     task: str
@@ -132,6 +134,7 @@ class TaskContract:
     per_persona: bool = False
     needs_classifier: bool = False
     roles: tuple[str, ...] = ()
+    compare: str | None = None
     metric_index: dict[str, ContractMetric] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -174,7 +177,7 @@ class TaskContract:
                        fixture_arg=tuple(fixture) if fixture else None, version=int(data.get("version", 1)),
                        per_persona=bool(data.get("per_persona", False)),
                        needs_classifier=bool(data.get("needs_classifier", False)),
-                       roles=tuple(data.get("roles", ())))
+                       roles=tuple(data.get("roles", ())), compare=data.get("compare"))
         except (KeyError, TypeError, ValueError) as exc:
             raise CharbenchError(f"a log's recorded task contract is malformed ({exc}); rebuild it from the task "
                                  "with contract_for(<task>) or re-run the task") from exc
@@ -215,8 +218,8 @@ def resolve_statistic(path: str) -> Callable[[list], dict[str, float]]:
     """Import a contract's ``module:function``; only charbench code is imported (a log is data, not code)."""
     module_name, _, name = path.partition(":")
     if not module_name.startswith("charbench.") or not name:
-        raise CharbenchError(f"statistic {path!r} must be 'charbench.<module>:<function>'")
+        raise CharbenchError(f"{path!r} must be 'charbench.<module>:<function>'")
     try:
         return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as exc:
-        raise CharbenchError(f"statistic {path!r} cannot be imported ({exc}); is charbench up to date?") from exc
+        raise CharbenchError(f"{path!r} cannot be imported ({exc}); is charbench up to date?") from exc

@@ -22,6 +22,7 @@ BY_MATCH = BootstrapOver(unit="id", statistic="charbench.tasks.revealed_preferen
 CONTRACT = TaskContract(
     task="revealed_preferences",
     roles=("judge",),
+    compare="charbench.tasks.revealed_preferences.comparison:write_comparison",  # figures 3 and 4
     row_args=("condition", "constitution", "judge_method", "prompt_set", "traits"),
     metrics=(
         ContractMetric("elo_sd", "trait Elo spread (SD)", "preferences", "neither", low="elo_sd_low", high="elo_sd_high",

@@ -11,17 +11,70 @@ from pathlib import Path
 from charbench.errors import CharbenchError
 
 
-def _offline_defaults() -> None:
-    # The embedded models never need the Hub; users with the Hub can unset these.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Commands that read only local files. `run` (a suite may name Hub datasets or checkpoints) and `classifier
+# train` with a Hub encoder are left to the user's own HF_HUB_OFFLINE setting.
+OFFLINE_COMMANDS = ("models", "constitutions", "tasks", "demo", "leaderboard", "gate", "compare-elo")
+
+
+def _environment_defaults(args: argparse.Namespace) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    local_encoder = args.command == "classifier" and (args.kind == "tfidf" or args.encoder == "minilm"
+                                                      or Path(args.encoder).expanduser().is_dir())
+    if args.command in OFFLINE_COMMANDS or local_encoder:
+        # Nothing here needs the Hub; offline mode turns a stray lookup into an immediate error, not a timeout.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+# -- input checks: each ends in one line naming the problem and the fix, before any work starts ------------
+
+
+def _existing_logs(paths: list[str], what: str, fix: str) -> None:
+    for path in paths:
+        if not Path(path).expanduser().exists():
+            raise CharbenchError(f"{what} {path} does not exist. Fix: {fix}")
+
+
+def _log_files(folder: str) -> list[Path]:
+    root = Path(folder).expanduser()
+    return [p for p in root.rglob("*") if p.is_file() and p.suffix in (".eval", ".json")]
+
+
+def _log_dir_with_logs(folder: str, flag: str) -> None:
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise CharbenchError(f"log folder {folder} does not exist (nothing was created). Fix: pass {flag} the folder "
+                             "given to charbench run --log-dir or inspect eval --log-dir.")
+    if not root.is_dir():
+        raise CharbenchError(f"{folder} is a file, not a log folder. Fix: pass {flag} the folder that holds the logs.")
+    if not _log_files(folder):
+        raise CharbenchError(f"log folder {folder} holds no Inspect logs (.eval or .json). Fix: run a suite into it "
+                             "first (charbench run --suite smoke --model charbench/smollm2 --log-dir ...), or pass "
+                             "the folder that has them.")
+
+
+def _writable_dir(folder: str | Path, flag: str) -> None:
+    """The output folder can be created or written; checked without creating anything."""
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CharbenchError(f"output path {folder} is a file. Fix: give {flag} a folder (new or existing).")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CharbenchError(f"cannot write {folder}: {ancestor} is not writable. Fix: give {flag} a folder you can write.")
+
+
+def _positive(value: float, flag: str) -> None:
+    if not value > 0:
+        raise CharbenchError(f"{flag} {value} must be positive.")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from charbench.models.embedded import EMBEDDED, minilm_dir, prepare_smollm2
 
-    paths = {"smollm2": prepare_smollm2(force=args.force), "minilm": minilm_dir()}
+    # Listing verifies every file's hash, so `charbench models` is also the way to check a cache.
+    paths = {"smollm2": prepare_smollm2(force=args.force, verify=True), "minilm": minilm_dir()}
     for alias, spec in EMBEDDED.items():
         print(f"{alias:8s} {spec.description}\n         path: {paths[alias]}")
     print("\nUse: inspect eval charbench/<task> --model charbench/smollm2")
@@ -88,6 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from charbench.leaderboard.build import build_leaderboard
 
+    _log_dir_with_logs(args.log_dir, "charbench leaderboard")
+    _writable_dir(args.out or Path(args.log_dir) / "leaderboard", "--out")
     out = build_leaderboard(args.log_dir, args.out or Path(args.log_dir) / "leaderboard", baseline=args.baseline)
     print(out.markdown)
     print(f"HTML: {out.html_path}\nCSV: {out.csv_path}\nMarkdown: {out.markdown_path}")
@@ -97,6 +152,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from charbench.leaderboard.gate import format_results, run_gate
 
+    fix = "give the log folder or log file of the run (charbench run --log-dir)"
+    _existing_logs([args.candidate], "--candidate", fix)
+    if args.baseline:
+        _existing_logs([args.baseline], "--baseline", fix)
+    _existing_logs([args.rules], "--rules file", "give a gate rules YAML (docs/ci.md has the format)")
     code, results = run_gate(args.candidate, args.baseline, args.rules)
     print(format_results(results))
     print({0: "\nGATE PASSED", 1: "\nGATE FAILED", 2: "\nGATE COULD NOT EVALUATE EVERY RULE"}[code])
@@ -107,6 +167,16 @@ def cmd_classifier(args: argparse.Namespace) -> int:
     from charbench.classifiers import PersonaClassifierConfig, train_encoder_classifier, train_tfidf_classifier
     from charbench.classifiers.data import training_data_from_logs
 
+    _existing_logs(args.logs, "--logs", "give persona_responses logs (inspect eval charbench/persona_responses "
+                   "--model charbench/smollm2 -M method=prompted --log-dir runs/train, then --logs runs/train/*.eval)")
+    _writable_dir(args.out, "--out")
+    _positive(args.epochs, "--epochs")
+    _positive(args.lr, "--lr")
+    encoder = Path(args.encoder).expanduser()
+    if args.kind == "encoder" and args.encoder != "minilm" and not encoder.is_dir() and (
+            args.encoder.startswith(("/", ".", "~")) or args.encoder.count("/") != 1):
+        raise CharbenchError(f"--encoder {args.encoder} is neither minilm, an existing folder nor a Hub id "
+                             "(org/name). Fix: --encoder minilm, or a folder written by save_pretrained.")
     texts, labels, prompt_ids = training_data_from_logs(args.logs)
     config = PersonaClassifierConfig(kind=args.kind, encoder=args.encoder, epochs=args.epochs, learning_rate=args.lr)
     trainer = train_tfidf_classifier if args.kind == "tfidf" else train_encoder_classifier
@@ -118,6 +188,9 @@ def cmd_classifier(args: argparse.Namespace) -> int:
 def cmd_compare_elo(args: argparse.Namespace) -> int:
     from charbench.tasks.revealed_preferences.comparison import spearman_between_runs, write_comparison
 
+    _existing_logs([args.log_a, args.log_b, *args.more], "log", "give revealed_preferences log files "
+                   "(inspect eval charbench/revealed_preferences ... writes them under --log-dir)")
+    _writable_dir(args.out, "--out")
     group = [g.strip() for g in args.group.split(",")] if args.group else None
     summary = write_comparison(args.log_a, args.log_b, args.out, k=args.k, group=group)
     print(json.dumps(summary, indent=2))
@@ -152,6 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from charbench.evals.suites import load_suite
     from charbench.leaderboard.build import build_leaderboard
 
+    _writable_dir(args.log_dir, "--log-dir")
     logs = [r.log for r in run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display) if r.log]
     out = build_leaderboard(args.log_dir, Path(args.log_dir) / "leaderboard")
     print("\nExample generations (embedded SmolLM2-135M, through Inspect):")
@@ -164,6 +238,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="charbench", description="Benchmark harness for LLM character training.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also after the command)")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("models", help="list the embedded models, prepare them and print their paths")
@@ -229,13 +304,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _offline_defaults()
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Accepted anywhere on the line, so `charbench leaderboard DIR --debug` works as well as before the command.
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    _environment_defaults(args)
     try:
         return int(args.func(args) or 0)
-    except (CharbenchError, FileNotFoundError) as exc:
-        print(f"charbench: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("charbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"charbench: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (CharbenchError, OSError)):
+        return text  # already names the file or the fix
+    # Anything else is a failure charbench did not foresee: say so rather than pass it off as a user error.
+    return f"{type(exc).__name__}: {text} (unexpected; rerun with --debug for the traceback and report it)"
 
 
 if __name__ == "__main__":

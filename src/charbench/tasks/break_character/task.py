@@ -9,6 +9,7 @@ from charbench.tasks.break_character.dataset import persona_dataset, split_names
 from charbench.tasks.break_character.scorer import persona_classifier_scorer
 from charbench.tasks.break_character.solver import persona_generate
 from charbench.tasks.break_character.contract import CONTRACT, PERSONA_RESPONSES
+from charbench.errors import TaskParameterError
 from charbench.tasks.contract import contract_metadata
 from charbench.tasks.personas import check_method, normalise_personas
 
@@ -17,7 +18,7 @@ DEFAULT_PERSONAS = "sarcastic,remorseful,mathematical"
 
 @task
 def break_character(
-    classifier: str,
+    classifier: str | None = None,
     personas: list[str] | str = DEFAULT_PERSONAS,
     method: str | None = None,
     n_prompts: int = 8,
@@ -37,6 +38,13 @@ def break_character(
             ``trained`` with one ``--model-role <persona>=...`` each.
         n_prompts: evaluation prompts per split and persona (the paper used 500).
     """
+    if not classifier:
+        # A default of None so that `inspect eval charbench/break_character` ends in this message, not a TypeError.
+        raise TaskParameterError(
+            "break_character needs a persona classifier: add -T classifier=<folder>. Train one first: "
+            "inspect eval charbench/persona_responses --model charbench/smollm2 -M method=prompted --log-dir runs/train, "
+            "then charbench classifier train --logs runs/train/*.eval --out clf --kind encoder --encoder minilm "
+            "(README of the break_character task).")
     names = normalise_personas(personas)
     if method is not None:
         check_method(method)

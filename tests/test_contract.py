@@ -1,14 +1,20 @@
 """Task contracts: every task declares one, it survives the trip through a log, and bad declarations fail."""
 
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 
-import charbench.tasks as tasks
+from charbench import tasks
 from charbench.errors import CharbenchError
 from charbench.tasks.contract import (
-    METADATA_KEY, BootstrapOver, ContractMetric, PerSample, TaskContract, all_contracts, contract_for, resolve_statistic,
+    METADATA_KEY,
+    BootstrapOver,
+    ContractMetric,
+    TaskContract,
+    all_contracts,
+    contract_for,
+    resolve_statistic,
 )
-from helpers import mock_model
 
 
 def test_every_registered_task_declares_a_contract():
@@ -22,10 +28,15 @@ def test_every_registered_task_declares_a_contract():
 
 
 def test_contract_is_recorded_in_the_log(tmp_path):
-    log = inspect_eval(tasks.winogrande(limit=2), model=mock_model("A"), log_dir=str(tmp_path), display="none")[0]
+    task = tasks.revealed_preferences(traits=["warm", "blunt", "calm"], n_matches=6, judge_method="generative")
+    log = inspect_eval(task, model=mock_model("hi"), model_roles={"judge": mock_model("<answer>warm</answer>")},
+                       log_dir=str(tmp_path), display="none")[0]
+    assert log.status == "success", log.error
     recorded = TaskContract.from_metadata(log.eval.metadata[METADATA_KEY])
-    assert recorded == contract_for("charbench/winogrande")
-    assert recorded.metric("accuracy").paired == PerSample()
+    assert recorded == contract_for("charbench/revealed_preferences")
+    logged = {m for s in log.results.scores for m in s.metrics}
+    for m in recorded.metrics:  # every key the contract points at is one the task logs
+        assert {k for k in (m.key, m.low, m.high, m.se, m.n, m.invalid, m.invalid_rate) if k} <= logged, m
 
 
 def test_bad_declarations_and_unknown_metrics_are_named():

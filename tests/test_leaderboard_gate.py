@@ -1,21 +1,20 @@
-import math
 import shutil
 import warnings
 
 import pytest
+from helpers import mock_model, output
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log, write_eval_log
 from inspect_ai.model import get_model
 
-from charbench.cli import main
 from charbench.classifiers import train_tfidf_classifier
+from charbench.cli import main
 from charbench.leaderboard.build import build_leaderboard
 from charbench.leaderboard.gate import run_gate
 from charbench.leaderboard.logs import read_runs
 from charbench.leaderboard.paired import SampleReader, paired_estimate
 from charbench.tasks.break_character.task import break_character
 from charbench.tasks.revealed_preferences.task import revealed_preferences
-from helpers import mock_model, output
 
 
 def persona_reply(prompt):

@@ -17,7 +17,7 @@ from charbench.leaderboard.logs import RunRecord, log_paths, read_runs
 from charbench.leaderboard.paired import SampleReader
 from charbench.leaderboard.plots import headline_plot, trait_elo_plot
 from charbench.leaderboard.table import leaderboard_frame, markdown_table, wide_table
-from charbench.tasks.contract import resolve_statistic
+from charbench.tasks.contract import resolve_callable
 
 
 @dataclass
@@ -53,12 +53,12 @@ def _comparisons(runs: list[RunRecord], baseline: str, out: Path, notes: list[st
             continue
         args = ", ".join(f"{k}={v}" for k, v in run.row_args.items() if v != "")
         try:
-            summary = resolve_statistic(run.contract.compare)(base.path, run.path, out / _slug(f"{run.variant}_{args}"))
+            summary = resolve_callable(run.contract.compare)(base.path, run.path, out / _slug(f"{run.variant}_{args}"))
         except CharbenchError as exc:
             notes.append(f"no {run.task} comparison for {run.variant} ({args}): {exc}")
             continue
         for key, value in summary.items():
-            if key.endswith("_plot") and value:
+            if key.endswith("_plot") and isinstance(value, (str, Path)):
                 linked.append((f"{run.task} {key.removesuffix('_plot')}: {run.variant} vs {baseline} ({args})", Path(value)))
     return linked
 

@@ -13,7 +13,7 @@ import html
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -136,7 +136,7 @@ img {{ max-width: 560px; border: 1px solid #eee; }}
 </style></head><body>
 <h1>{esc(page.title)}</h1>
 <p class="note">Cells: value [95% interval] n=… inv=… (invalid judgements plus errored samples); each links to its log.
-↑ higher is better, ↓ lower is better. Built {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.
+↑ higher is better, ↓ lower is better. Built {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.
 Results marked [fixture] come from charbench's offline fixture items and are not benchmark results.</p>
 {board_table(page.frame, out)}
 <h2>Against the baseline</h2>

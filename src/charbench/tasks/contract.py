@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from charbench.errors import CharbenchError
 
@@ -190,7 +191,7 @@ def contract_metadata(contract: TaskContract) -> dict:
 
 def all_contracts() -> dict[str, TaskContract]:
     """Every contract declared by a task folder (``charbench/tasks/<folder>/contract.py``)."""
-    import charbench.tasks as tasks
+    from charbench import tasks
 
     found: dict[str, TaskContract] = {}
     for info in pkgutil.iter_modules(tasks.__path__):
@@ -214,7 +215,7 @@ def contract_for(task: str) -> TaskContract | None:
     return all_contracts().get(task.split("/")[-1])
 
 
-def resolve_statistic(path: str) -> Callable[[list], dict[str, float]]:
+def resolve_callable(path: str) -> Callable[..., Any]:
     """Import a contract's ``module:function``; only charbench code is imported (a log is data, not code)."""
     module_name, _, name = path.partition(":")
     if not module_name.startswith("charbench.") or not name:
@@ -223,3 +224,8 @@ def resolve_statistic(path: str) -> Callable[[list], dict[str, float]]:
         return getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError) as exc:
         raise CharbenchError(f"{path!r} cannot be imported ({exc}); is charbench up to date?") from exc
+
+
+def resolve_statistic(path: str) -> Callable[[list], dict[str, float]]:
+    """A ``BootstrapOver.statistic``: per-sample scores in, point values keyed like the log's metrics out."""
+    return resolve_callable(path)

@@ -2,7 +2,7 @@
 
 import math
 import random
-from itertools import permutations
+from itertools import combinations, permutations
 
 import numpy as np
 import pytest
@@ -209,3 +209,14 @@ def test_kendall_tau_is_reported_from_four_values_only():
         stated = {v: i for i, v in enumerate(names, 1)}
         taus = {round(ps.kendall_tau_b(dict(zip(names, map(float, p))), stated), 9) for p in permutations(range(n))}
         assert len(taus) == expected
+
+
+def test_balanced_outcomes_give_no_tau_whatever_their_order():
+    # A position-only model wins each pair once per option order: every strength is 0 up to float noise,
+    # and the noise's sign (set by the outcome order) must not read as a ranking.
+    values = ["a", "b", "c", "d"]
+    ranks = {v: i for i, v in enumerate(values, 1)}
+    outcomes = [o for a, b in combinations(values, 2) for o in ((a, b), (b, a))] * 6
+    for seed in range(5):
+        random.Random(seed).shuffle(outcomes)
+        assert math.isnan(ps.kendall_tau_b(ps.fit_value_strengths(outcomes, values, alpha=0.1), ranks))

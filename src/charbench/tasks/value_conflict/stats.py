@@ -28,6 +28,9 @@ NAN = float("nan")
 
 Outcome = tuple[str, str]
 
+# Fitted strengths closer than this are the same strength (see kendall_tau_b).
+STRENGTH_DECIMALS = 9
+
 
 # -- priority adherence and rank agreement ---------------------------------------------------------------
 
@@ -60,7 +63,9 @@ def kendall_tau_b(fitted_scores: Mapping[str, float], stated_ranks: Mapping[str,
     common = [v for v in fitted_scores if v in stated_ranks]
     if len(common) < 2:
         return NAN
-    x = [float(fitted_scores[v]) for v in common]
+    # Rounded so that strengths equal up to float noise tie: a fit on perfectly balanced outcomes returns
+    # +-1e-16 in an order set by the iteration, which tau would otherwise read as a ranking (0.82 on 4 values).
+    x = [round(float(fitted_scores[v]), STRENGTH_DECIMALS) for v in common]
     y = [-float(stated_ranks[v]) for v in common]
     if len(set(x)) < 2 or len(set(y)) < 2:
         return NAN

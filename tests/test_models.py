@@ -194,3 +194,18 @@ def test_steered_variants_generate_with_a_repetition_penalty(tmp_path):
     assert custom.model.generation_config.repetition_penalty == 1.3 and custom.model_name.endswith("+rp1.3")
     with pytest.raises(Exception, match="positive number"):
         get_model(f"charbench/{ckpt}", memoize=False, repetition_penalty="-1")
+
+
+def test_yaml_is_only_ever_safe_loaded():
+    # yaml.load with the default or full Loader can build arbitrary Python objects from a suite or rule file.
+    import re
+    from pathlib import Path
+
+    import charbench
+
+    root = Path(charbench.__file__).parent
+    unsafe = re.compile(r"yaml\.(load|load_all|unsafe_load|full_load|full_load_all)\(|Loader\s*=\s*yaml\.(Unsafe|Full)?Loader")
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if unsafe.search(line)]
+    assert offenders == [], f"use yaml.safe_load: {offenders}"
+    assert any("yaml.safe_load" in p.read_text() for p in root.rglob("*.py"))

@@ -184,10 +184,17 @@ def test_remote_code_in_a_checkpoint_is_not_run_by_default(tmp_path):
     assert not sentinel.exists()
 
 
-def test_steered_variants_generate_with_a_repetition_penalty(tmp_path):
+def test_steered_variants_generate_with_a_repetition_penalty(tmp_path, monkeypatch):
     from tiny_model import save_tiny_checkpoint
 
+    monkeypatch.setenv("CHARBENCH_HOME", str(tmp_path / "home"))
     ckpt = save_tiny_checkpoint(tmp_path / "ckpt")
+    steered = get_model(f"charbench/{ckpt}", memoize=False, method="steered", persona="sarcastic", steer_pairs=2).api
+    assert steered.model.generation_config.repetition_penalty == 1.1  # the paper's reference setting
+    assert steered.model_name.endswith("+steered-sarcastic@0.5")  # the default is not spelled out in the name
+    plain = get_model(f"charbench/{ckpt}", memoize=False, method="steered", persona="sarcastic", steer_pairs=2,
+                      repetition_penalty=1.0).api
+    assert plain.model.generation_config.repetition_penalty == 1.0 and plain.model_name.endswith("+rp1")
     base = get_model(f"charbench/{ckpt}", memoize=False).api
     assert base.repetition_penalty is None and base.model.generation_config.repetition_penalty in (None, 1.0)
     custom = get_model(f"charbench/{ckpt}", memoize=False, repetition_penalty="1.3").api

@@ -14,8 +14,9 @@ It is Inspect's transformers provider with four additions that the character tas
   (the ``LogProbModel`` interface of ``charbench.models.logprobs``).
 
 Steered variants generate with ``repetition_penalty=1.1`` (the paper's reference code does; a steered
-small model otherwise falls into loops); ``-M repetition_penalty=1.0`` turns it off, and any other value
-is part of the model name. Other variants keep the checkpoint's own generation settings.
+small model otherwise falls into loops); ``-M repetition_penalty=1.0`` turns it off. A setting other than
+the variant's default is part of the model name (``+rp1``). Other variants keep the checkpoint's own
+generation settings unless ``-M repetition_penalty`` is given.
 
 Safety: weights load from safetensors only; a checkpoint with only pickle weights (``pytorch_model.bin``)
 is refused unless ``-M allow_pickle=true``. ``trust_remote_code`` stays off unless ``-M
@@ -141,7 +142,8 @@ class CharbenchModelAPI(HuggingFaceAPI):
         if self.repetition_penalty is not None:
             # Inspect's GenerateConfig has no repetition penalty; generate() falls back to generation_config.
             self.model.generation_config.repetition_penalty = self.repetition_penalty
-            if self.repetition_penalty not in (1.0, STEERED_REPETITION_PENALTY if method == "steered" else None):
+            default = STEERED_REPETITION_PENALTY if method == "steered" else 1.0
+            if self.repetition_penalty != default:  # a non-default setting is a different variant
                 self.model_name += f"+rp{self.repetition_penalty:g}"
         self._lock = threading.Lock()
         self._prefix = PrefixCache()

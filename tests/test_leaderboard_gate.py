@@ -102,6 +102,24 @@ def test_dict_valued_scores_gate_on_the_named_key(runs, tmp_path):
     assert est.n == faulty.completed_samples < 6
 
 
+def test_value_conflict_gates_on_the_named_key_over_scenarios(tmp_path):
+    from charbench.tasks.value_conflict.task import value_conflict
+
+    def shorter_option(prompt):  # the same approach whichever order it is shown in: adherence differs from always-1
+        one = prompt.split("Option 1:", 1)[1].split("\n", 1)[0]
+        two = prompt.split("Option 2:", 1)[1].split("\n", 1)[0]
+        return "<answer>1</answer>" if len(one) < len(two) else "<answer>2</answer>"
+
+    for name, reply in (("candidate", "<answer>1</answer>"), ("baseline", shorter_option)):
+        inspect_eval(value_conflict(n_boot=20), model=mock_model(reply), log_dir=str(tmp_path / name), display="none")
+    cand, base = read_runs(tmp_path / "candidate")[0], read_runs(tmp_path / "baseline")[0]
+    key = "priority_adherence"
+    assert cand.metrics[key] != base.metrics[key]
+    est = paired_estimate(cand.contract.metric(key), cand, base, SampleReader(), n_boot=50)
+    assert est.unit == "scenario_id" and est.n == cand.metrics["n_scenarios"]
+    assert est.value == pytest.approx(cand.metrics[key] - base.metrics[key])
+
+
 def test_rule_on_undeclared_metric_names_the_declared_ones(runs, tmp_path, capsys):
     gate = rules(tmp_path, "rules:\n  - {metric: break_character.accuracy, max_drop: 0.05}\n")
     assert main(["gate", "--candidate", str(runs / "worse"), "--baseline", str(runs / "baseline"), "--rules", str(gate)]) == 2

@@ -174,6 +174,11 @@ def test_errored_samples_are_counted_and_a_step_over_the_threshold_is_marked(tmp
     log = read_eval_log(result.log)
     assert sorted(s.id for s in log.samples if s.error) == [3, 6, 9]
 
+    # a changed configuration of the same step never mixes with the old log: it is refused with the fix
+    with pytest.raises(CharbenchError, match="move .* aside or use a new --log-dir"):
+        runner.run_step(tiny_plan(tmp_path).steps[0], tmp_path / "lenient", seed=0, display="none",
+                        max_error_rate=0.5, task_factory=lambda: runner_fixtures.tiny(n=5))
+
     [strict] = runner.execute_plan(tiny_plan(tmp_path), tmp_path / "strict", display="none", max_error_rate=0.2,
                                    task_factories={"tiny": runner_fixtures.tiny})
     assert strict.over_threshold and strict.status == "error"
@@ -212,8 +217,9 @@ def test_evals_df_shows_one_model_name_per_variant_and_one_judge(tmp_path):
 
     suite = write_suite(tmp_path, [
         {"task": "persona_responses", "variants": ["prompted", "steered"], "args": {"n_prompts": 1}},
-        {"task": "value_conflict", "variants": ["base", "prompted"],
-         "args": {"constitution": "flourishing", "choice_method": "likelihood", "limit": 1}},
+        {"task": "revealed_preferences", "variants": ["base", "prompted"],
+         "args": {"n_matches": 2, "max_tokens": 8, "judge_method": "likelihood",
+                  "traits": ["sarcastic", "humble", "formal", "playful"]}},
     ])
     log_dir = tmp_path / "runs"
     assert main(["run", "--suite", suite, "--model", "charbench/smollm2", "--log-dir", str(log_dir),
@@ -223,9 +229,9 @@ def test_evals_df_shows_one_model_name_per_variant_and_one_judge(tmp_path):
     assert models == {
         "persona_responses-prompted": "charbench/smollm2+prompted",
         "persona_responses-steered": "charbench/smollm2+steered@0.5",
-        "value_conflict-base": "charbench/smollm2",
-        "value_conflict-prompted": "charbench/smollm2+prompted-flourishing",
+        "revealed_preferences-base": "charbench/smollm2",
+        "revealed_preferences-prompted": "charbench/smollm2+prompted-sarcastic",
     }
     judges = {read_eval_log(p, header_only=True).eval.model_roles["judge"].model
-              for p, t in zip(df["log"], df["task_name"]) if "value_conflict" in t}
+              for p, t in zip(df["log"], df["task_name"]) if "revealed_preferences" in t}
     assert judges == {"charbench/smollm2"}

@@ -388,6 +388,7 @@ def run_step(step: Step, root: Path, seed: int, display: str, max_error_rate: fl
     tiny task of their own).
     """
     from inspect_ai import eval_set
+    from inspect_ai._util.error import PrerequisiteError
 
     step_dir = root / step.name
     print(f"[charbench] {step.name}: {step.model.label} on charbench/{step.task}")
@@ -395,12 +396,17 @@ def run_step(step: Step, root: Path, seed: int, display: str, max_error_rate: fl
     roles = {role: spec.get() if spec.args else spec.model for role, spec in step.roles.items()}
     # fail_on_error=0 would mean "never fail" to Inspect; a zero threshold means "fail on any error" here.
     threshold: bool | float = True if max_error_rate <= 0 else max_error_rate
-    _ok, logs = eval_set(
-        task, log_dir=str(step_dir), model=step.model.model, model_args=step.model.args, model_roles=roles or None,
-        display=display, max_connections=8, seed=seed, fail_on_error=threshold, continue_on_fail=True,
-        retry_on_error=retry_on_error, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
-        metadata={"charbench_step": step.name, "charbench_judge": judge},
-    )
+    try:
+        _ok, logs = eval_set(
+            task, log_dir=str(step_dir), model=step.model.model, model_args=step.model.args, model_roles=roles or None,
+            display=display, max_connections=8, seed=seed, fail_on_error=threshold, continue_on_fail=True,
+            retry_on_error=retry_on_error, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
+            metadata={"charbench_step": step.name, "charbench_judge": judge},
+        )
+    except PrerequisiteError as exc:
+        # Typically the folder holds logs of another configuration of this step (the suite or model changed).
+        message = " ".join(str(exc).split())
+        raise CharbenchError(f"step {step.name}: {message} Fix: move {step_dir} aside or use a new --log-dir") from exc
     log = logs[0]
     status, expected, samples, errored, unscored, over = count_samples(log.location, max_error_rate)
     result = StepResult(step.name, step.task, step.model.label, status, log.location, expected, samples, errored,

@@ -25,6 +25,8 @@ def test_leaderboard_page_renders_table_and_plots(runs, tmp_path):
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
     dom = subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     assert "break-character F1" in dom and "<img" in dom
+    assert 'class="area">robustness' in dom and "Against the baseline" in dom and dom.count("<img") == len(
+        list((tmp_path / "site" / "plots").glob("*.png")))  # every headline plot drawn once
     shot = tmp_path / "page.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", "--window-size=1200,900", url],
                    capture_output=True, timeout=120, check=True)

@@ -6,9 +6,9 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
+from test_leaderboard_gate import runs  # noqa: F401  (module fixture: real task runs on mockllm)
 
 from charbench.leaderboard.build import build_leaderboard
-from test_leaderboard_gate import runs  # noqa: F401  (module fixture: real task runs on mockllm)
 
 pytestmark = pytest.mark.browser
 

@@ -235,3 +235,28 @@ def test_evals_df_shows_one_model_name_per_variant_and_one_judge(tmp_path):
     judges = {read_eval_log(p, header_only=True).eval.model_roles["judge"].model
               for p, t in zip(df["log"], df["task_name"]) if "revealed_preferences" in t}
     assert judges == {"charbench/smollm2"}
+
+
+def test_charbench_run_exits_1_and_names_the_step_when_errors_pass_the_threshold(tmp_path, monkeypatch, capsys):
+    import charbench.tasks as tasks
+    from charbench.tasks.contract import TaskContract
+
+    # register the tiny task as if it were a charbench task folder, so the whole command path runs
+    monkeypatch.setattr(tasks, "tiny", runner_fixtures.tiny, raising=False)
+    monkeypatch.setattr(tasks, "__all__", [*tasks.__all__, "tiny"])
+    monkeypatch.setattr(runner, "_contract", lambda name: TaskContract(task=name, metrics=()))
+    monkeypatch.setenv("CHARBENCH_TEST_FAIL_EVERY", "3")
+    suite = write_suite(tmp_path, [{"task": "tiny", "variants": ["base"]}])
+    args = ["run", "--suite", suite, "--model", "scheduled/model", "--log-dir", str(tmp_path / "runs"), "--display", "none"]
+    assert main([*args, "--max-error-rate", "0.2"]) == 1
+    captured = capsys.readouterr()
+    assert "3 errored" in captured.out
+    assert "step scheduled_model/tiny-base has 3/10 failed samples" in captured.err
+    # the faults stop; running again retries only the errored samples and the step passes
+    monkeypatch.delenv("CHARBENCH_TEST_FAIL_EVERY")
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("CHARBENCH_TEST_CALLS", str(calls))
+    assert main([*args, "--max-error-rate", "0.2"]) == 0
+    assert sorted(int(n) for n in calls.read_text().split()) == [3, 6, 9]
+    summary = json.loads((tmp_path / "runs" / runner.SUMMARY_NAME).read_text())
+    assert [(s["step"], s["errored"], s["samples"]) for s in summary["steps"]] == [("scheduled_model/tiny-base", 0, 10)]

@@ -19,7 +19,12 @@ from inspect_ai.scorer import SampleScore
 from charbench.errors import CharbenchError
 from charbench.leaderboard.logs import RunRecord
 from charbench.stats import paired_delta
-from charbench.tasks.contract import BootstrapOver, ContractMetric, PerSample, resolve_statistic
+from charbench.tasks.contract import (
+    BootstrapOver,
+    ContractMetric,
+    PerSample,
+    resolve_statistic,
+)
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,15 @@ def test_effective_n_counts_prompts_when_pairs_of_one_prompt_agree():
     assert effective_n([1.0, 0.0, 1.0], ["x", "y", "z"]) == 3
     report = judge_report({"j": ["a"] * 12}, clusters)
     assert report["j/win_rate_low"] == pytest.approx(wilson_interval(3, 3)[0])
+
+
+def test_a_reply_that_used_its_whole_budget_is_truncated_even_without_a_stop_reason():
+    from charbench.judges.pairwise import was_truncated
+
+    def reply(tokens, stop_reason="unknown"):
+        out = ModelOutput.from_content(model="m", content="... <answer>1</answer> and", stop_reason=stop_reason)
+        out.usage = ModelUsage(input_tokens=5, output_tokens=tokens, total_tokens=5 + tokens)
+        return out
+
+    assert was_truncated(reply(256), 256) and not was_truncated(reply(80), 256)
+    assert was_truncated(reply(3, "max_tokens"), 256) and not was_truncated(reply(256), None)

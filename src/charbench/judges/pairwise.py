@@ -109,8 +109,16 @@ def combine_orders(first: str, second: str) -> str:
     return winner_first if winner_first == winner_second else "inconsistent"
 
 
-def _was_truncated(output: ModelOutput) -> bool:
-    return output.stop_reason == "max_tokens"
+def was_truncated(output: ModelOutput, max_tokens: int | None) -> bool:
+    """Whether the reply stopped at its token budget.
+
+    Not every provider reports ``stop_reason="max_tokens"`` (the embedded model's says ``unknown``), so a
+    reply whose output token count reached the budget counts as cut off too.
+    """
+    if output.stop_reason == "max_tokens":
+        return True
+    used = output.usage.output_tokens if output.usage else None
+    return bool(max_tokens and used is not None and used >= max_tokens)
 
 
 @dataclass
@@ -124,6 +132,6 @@ async def judge_pair(judge: Model, message: str, response_a: str, response_b: st
     config = config or GenerateConfig(temperature=0.0, max_tokens=4096)
     first = await judge.generate(pairwise_prompt(message, response_a, response_b, traits, judge_prompt), config=config)
     second = await judge.generate(pairwise_prompt(message, response_b, response_a, traits, judge_prompt), config=config)
-    outcome = combine_orders(parse_position(first.completion, _was_truncated(first)),
-                             parse_position(second.completion, _was_truncated(second)))
+    outcome = combine_orders(parse_position(first.completion, was_truncated(first, config.max_tokens)),
+                             parse_position(second.completion, was_truncated(second, config.max_tokens)))
     return PairwiseVerdict(outcome, (first.completion, second.completion))

@@ -1,9 +1,13 @@
 import math
 
+import pytest
 from inspect_ai import eval as inspect_eval
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from scipy.stats import binomtest
 
-from charbench.judges.pairwise import combine_orders, parse_position
-from charbench.tasks.coherence.scorer import judge_report
+from charbench.errors import TaskParameterError
+from charbench.judges.pairwise import JUDGE_PROMPTS, combine_orders, judge_template, pairwise_prompt, parse_position, was_truncated
+from charbench.tasks.coherence.scorer import effective_n, judge_report, wilson_interval
 from charbench.tasks.coherence.task import coherence
 from helpers import mock_model
 
@@ -63,14 +67,6 @@ def test_unparseable_replies_are_counted_and_several_judges_agree():
 
 
 # -- the paper's judge prompt, parsing, truncation, intervals ----------------------------------------------
-
-import pytest
-from inspect_ai.model import ModelOutput, ModelUsage, get_model
-from scipy.stats import binomtest
-
-from charbench.errors import TaskParameterError
-from charbench.judges.pairwise import JUDGE_PROMPTS, judge_template, pairwise_prompt
-from charbench.tasks.coherence.scorer import effective_n, wilson_interval
 
 
 def test_default_judge_prompt_is_appendix_d_with_its_guidelines():
@@ -160,8 +156,6 @@ def test_effective_n_counts_prompts_when_pairs_of_one_prompt_agree():
 
 
 def test_a_reply_that_used_its_whole_budget_is_truncated_even_without_a_stop_reason():
-    from charbench.judges.pairwise import was_truncated
-
     def reply(tokens, stop_reason="unknown"):
         out = ModelOutput.from_content(model="m", content="... <answer>1</answer> and", stop_reason=stop_reason)
         out.usage = ModelUsage(input_tokens=5, output_tokens=tokens, total_tokens=5 + tokens)

@@ -233,3 +233,19 @@ def test_bootstrap_resamples_prompts_not_matches():
     assert one_prompt["elo_sd_low"] == pytest.approx(one_prompt["elo_sd_high"])
     many = elo_summary([sample(w, l, f"p{i}") for i, (w, l) in enumerate(matches)], n_boot=50, n_orderings=0)
     assert many["elo_sd_high"] - many["elo_sd_low"] > 10
+
+
+def test_a_reply_that_fills_the_budget_is_truncated_even_without_a_stop_reason():
+    # The embedded provider reports stop_reason "unknown"; a reply that used every token is still cut off.
+    from inspect_ai.model import ModelOutput, ModelUsage, get_model
+
+    def respond(messages, tools, tool_choice, config):
+        out = ModelOutput.from_content(model="mockllm/model", content="<answer>warm</answer> but", stop_reason="unknown")
+        out.usage = ModelUsage(input_tokens=1, output_tokens=config.max_tokens, total_tokens=1 + config.max_tokens)
+        return out
+
+    judge = get_model("mockllm/model", custom_outputs=respond, memoize=False)
+    task = revealed_preferences(traits=TRAITS, n_matches=6, judge_method="generative", judge_max_tokens=20,
+                                null_control=False)
+    m = _metrics(inspect_eval(task, model=_model(lambda s: "A reply."), model_roles={"judge": judge}, display="none")[0])
+    assert m["truncated"] == 6 and m["n_valid"] == 0

@@ -6,6 +6,7 @@ import random
 
 from inspect_ai.model import GenerateConfig, Model
 
+from charbench.judges.pairwise import was_truncated
 from charbench.judges.parsing import choose, neutralise_tags
 
 TRAIT_JUDGE_PROMPT = """An AI assistant answered the user message below. Before answering, it was privately told to adopt exactly one of two traits for the whole conversation, and not to say which. Your job is to work out which trait it adopted, from how it actually wrote.
@@ -51,8 +52,9 @@ async def judge_trait_choice(
     prompt = TRAIT_JUDGE_PROMPT.format(
         message=neutralise_tags(message), response=neutralise_tags(response), first=order[0], second=order[1]
     )
-    output = await judge.generate(prompt, config=config or judge_config())
-    if output.stop_reason == "max_tokens":
+    config = config or judge_config()
+    output = await judge.generate(prompt, config=config)
+    if was_truncated(output, config.max_tokens):
         return None, output.completion, "truncated"
     chosen = choose(output.completion, list(traits))
     return chosen, output.completion, None if chosen else "unparseable"

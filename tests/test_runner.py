@@ -260,3 +260,15 @@ def test_charbench_run_exits_1_and_names_the_step_when_errors_pass_the_threshold
     assert sorted(int(n) for n in calls.read_text().split()) == [3, 6, 9]
     summary = json.loads((tmp_path / "runs" / runner.SUMMARY_NAME).read_text())
     assert [(s["step"], s["errored"], s["samples"]) for s in summary["steps"]] == [("scheduled_model/tiny-base", 0, 10)]
+
+
+def test_a_task_without_a_scorer_has_nothing_unscored(tmp_path):
+    from inspect_ai import Task
+
+    def responses_only() -> Task:  # like persona_responses: data for a classifier, no score
+        scored = runner_fixtures.tiny(n=3)
+        return Task(dataset=scored.dataset, solver=scored.solver)
+
+    result = runner.run_step(tiny_plan(tmp_path).steps[0], tmp_path, seed=0, display="none", max_error_rate=0.0,
+                             task_factory=responses_only)
+    assert (result.samples, result.errored, result.unscored, result.over_threshold) == (3, 0, 0, False)

@@ -374,7 +374,9 @@ def count_samples(log_path: str, max_error_rate: float) -> tuple[str, int, int, 
     if header.eval.config.limit is not None and isinstance(header.eval.config.limit, int):
         expected = min(expected, header.eval.config.limit * epochs)
     errored = sum(1 for s in summaries if s.error)
-    unscored = sum(1 for s in summaries if not s.error and not s.scores and header.results is not None)
+    # A task without a scorer (classifier training data) has nothing to leave unscored.
+    has_scorer = bool(header.results is not None and header.results.scores)
+    unscored = sum(1 for s in summaries if not s.error and not s.scores and has_scorer)
     failed = errored + unscored + max(expected - len(summaries), 0)
     over = header.status != "success" or (expected > 0 and failed / expected > max_error_rate)
     return header.status, expected, len(summaries), errored, unscored, over

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import runner_fixtures
 import yaml
 from inspect_ai.log import read_eval_log
 
@@ -18,16 +19,13 @@ from charbench.errors import CharbenchError
 from charbench.evals import runner
 from charbench.evals.suites import Suite, load_suite
 
-import runner_fixtures
-
 TESTS = Path(__file__).parent
 
 
 @pytest.fixture
 def no_model_loading(monkeypatch):
     """Any attempt to prepare or load a model fails the test: planning must not touch weights."""
-    import charbench.models.embedded as embedded
-    import charbench.models.provider as provider
+    from charbench.models import embedded, provider
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded while planning")
@@ -146,9 +144,8 @@ def test_a_second_writer_is_refused_and_a_stale_lock_replaced(tmp_path, capsys, 
     # the holder is gone: its lock is stale and is replaced by ours for the length of the run
     with runner.log_dir_lock(log_dir) as path:
         assert json.loads(path.read_text())["pid"] == os.getpid()
-        with pytest.raises(CharbenchError, match="already being written"):
-            with runner.log_dir_lock(log_dir):
-                pass
+        with pytest.raises(CharbenchError, match="already being written"), runner.log_dir_lock(log_dir):
+            pass
     assert not (log_dir / runner.LOCK_NAME).exists()
     assert "removing a stale lock" in capsys.readouterr().out
 
@@ -193,7 +190,7 @@ def test_a_killed_step_resumes_with_its_finished_samples(tmp_path, monkeypatch):
     env = {**os.environ, "CHARBENCH_TEST_KILL_AFTER": "4", "CHARBENCH_TEST_CALLS": str(first_calls),
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     killed = subprocess.run([sys.executable, str(TESTS / "runner_fixtures.py"), str(root)], env=env,
-                            capture_output=True, text=True, timeout=240)
+                            capture_output=True, text=True, timeout=240, check=False)
     assert killed.returncode == -9, killed.stderr[-2000:]
     [partial] = (root / "scheduled_model" / "tiny-base").glob("*.eval")
     assert read_eval_log(str(partial), header_only=True).status == "started"
@@ -238,7 +235,7 @@ def test_evals_df_shows_one_model_name_per_variant_and_one_judge(tmp_path):
 
 
 def test_charbench_run_exits_1_and_names_the_step_when_errors_pass_the_threshold(tmp_path, monkeypatch, capsys):
-    import charbench.tasks as tasks
+    from charbench import tasks
     from charbench.tasks.contract import TaskContract
 
     # register the tiny task as if it were a charbench task folder, so the whole command path runs

@@ -24,10 +24,11 @@ import os
 import re
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-from contextlib import contextmanager
+from typing import Any
 
 from charbench.errors import CharbenchError
 from charbench.evals.suites import Suite
@@ -151,7 +152,7 @@ def _variant_args(variant: str, persona: str | None, steer_coef: float) -> dict:
 
 def check_entries(suite: Suite) -> None:
     """Each suite entry names a known task and known variants (checked before anything reads them)."""
-    import charbench.tasks as tasks
+    from charbench import tasks
 
     known = sorted(tasks.__all__)
     for index, entry in enumerate(suite.tasks):
@@ -223,7 +224,7 @@ def _persona_model(model: str, variant: str, steer_coef: float) -> tuple[ModelSp
 
 
 def _task_fn(name: str):
-    import charbench.tasks as tasks
+    from charbench import tasks
 
     return getattr(tasks, name)
 
@@ -247,7 +248,7 @@ def _check_model(model: str, what: str) -> None:
 
 def validate_plan(plan: RunPlan) -> None:
     """Refuse, before any work, everything that would otherwise fail partway through the suite."""
-    import charbench.tasks as tasks
+    from charbench import tasks
 
     for model in plan.models:
         _check_model(model, "--model")
@@ -300,7 +301,7 @@ def describe_plan(plan: RunPlan) -> str:
              f"judge: {plan.judge.label} ({'named' if plan.judge_named else 'default'}; the same for every variant)"]
     for model, folder in plan.classifiers.items():
         lines.append(f"persona classifier for {model}: {folder} (trained from the classifier-data steps unless present)")
-    import charbench.tasks as tasks
+    from charbench import tasks
 
     for step in plan.steps:
         # The task's own defaults too, so the dry run names the prompt set even where the suite leaves it unset.
@@ -434,7 +435,11 @@ def _write_summary(root: Path, plan: RunPlan, results: list[StepResult], max_err
 
 
 def _train_classifier(plan: RunPlan, model: str, data_logs: list[str]) -> None:
-    from charbench.classifiers import PersonaClassifierConfig, train_encoder_classifier, train_tfidf_classifier
+    from charbench.classifiers import (
+        PersonaClassifierConfig,
+        train_encoder_classifier,
+        train_tfidf_classifier,
+    )
     from charbench.classifiers.data import training_data_from_logs
 
     out = plan.classifiers[model]

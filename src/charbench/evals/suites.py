@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from charbench.errors import CharbenchError
-from importlib import resources
 
 SUITE_DIR = Path(str(resources.files("charbench").joinpath("evals", "suites")))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.model import ChatMessage, ChatMessageSystem, Model, get_model
 
 from charbench.constitutions import load_constitution
@@ -94,7 +95,7 @@ def persona_model(persona: str, variant: PersonaVariant) -> Model:
     if variant.method == "trained":
         try:
             return get_model(role=persona, required=True)
-        except Exception as exc:  # Inspect's own message does not say which flag to pass
+        except PrerequisiteError as exc:  # Inspect's own message does not say which flag to pass
             raise TaskParameterError(
                 f"method=trained needs a model role per persona: --model-role {persona}=<checkpoint>") from exc
     active = get_model()

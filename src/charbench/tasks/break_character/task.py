@@ -5,11 +5,11 @@ from __future__ import annotations
 from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 
+from charbench.errors import TaskParameterError
+from charbench.tasks.break_character.contract import CONTRACT, PERSONA_RESPONSES
 from charbench.tasks.break_character.dataset import persona_dataset, split_names
 from charbench.tasks.break_character.scorer import persona_classifier_scorer
 from charbench.tasks.break_character.solver import persona_generate
-from charbench.tasks.break_character.contract import CONTRACT, PERSONA_RESPONSES
-from charbench.errors import TaskParameterError
 from charbench.tasks.contract import contract_metadata
 from charbench.tasks.personas import check_method, normalise_personas
 

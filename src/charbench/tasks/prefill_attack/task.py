@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from inspect_ai import Task, task
-from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConfig, get_model
+from inspect_ai._util.error import PrerequisiteError
+from inspect_ai.model import (
+    ChatMessageAssistant,
+    ChatMessageUser,
+    GenerateConfig,
+    get_model,
+)
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from charbench.errors import TaskParameterError
@@ -11,7 +17,6 @@ from charbench.prompts import hash_id
 from charbench.tasks.break_character.dataset import persona_dataset
 from charbench.tasks.break_character.scorer import persona_classifier_scorer
 from charbench.tasks.contract import contract_metadata
-from charbench.tasks.prefill_attack.contract import CONTRACT
 from charbench.tasks.personas import (
     base_model_string,
     check_method,
@@ -20,6 +25,7 @@ from charbench.tasks.personas import (
     persona_model,
     resolve_variant,
 )
+from charbench.tasks.prefill_attack.contract import CONTRACT
 
 MODES = ("paper", "prefill")
 # Neutral-assistant openers for the true prefill; the model under test must continue them.
@@ -34,7 +40,7 @@ def reference_model():
     """The ``reference`` role, else the model under test's checkpoint with no persona."""
     try:
         return get_model(role="reference", required=True)
-    except Exception:
+    except PrerequisiteError:  # no reference role given
         active = get_model()
         return get_model(base_model_string(active), config=active.config)
 

@@ -25,6 +25,24 @@ def test_paper_defaults_reach_trl():
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32
     lora = CharacterDPOConfig().lora.to_peft()
     assert lora.r == 64 and lora.lora_alpha == 128
+    assert (args.adam_beta1, args.adam_beta2) == (0.9, 0.98)
+
+
+def test_dpo_learning_rate_decays_to_a_floor_not_to_zero():
+    import torch
+    from transformers import get_scheduler
+
+    args = CharacterDPOConfig().to_trl("/tmp/x")
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=args.learning_rate)
+    # The same call the Trainer makes with these arguments.
+    schedule = get_scheduler(args.lr_scheduler_type, optimizer, num_warmup_steps=1, num_training_steps=10,
+                             scheduler_specific_kwargs=args.lr_scheduler_kwargs)
+    rates = []
+    for _ in range(10):
+        optimizer.step()
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    assert max(rates) == pytest.approx(5e-5) and rates[-1] == pytest.approx(5e-6)
 
 
 def test_pairs_refuse_mismatched_or_empty_input():

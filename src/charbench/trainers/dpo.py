@@ -27,8 +27,12 @@ def distillation_pairs(prompts: list[str], teacher: list[str], student: list[str
 
 
 def train_character_dpo(model_path: str, rows: list[dict], output_dir: str | Path,
-                        config: CharacterDPOConfig | None = None, merge: bool = True) -> Path:
-    """Train a LoRA adapter with trl's DPOTrainer; save the adapter (and the merged model when ``merge``)."""
+                        config: CharacterDPOConfig | None = None, merge: bool = True, merged_dir: str = "merged") -> Path:
+    """Train a LoRA adapter with trl's DPOTrainer; save the adapter (and the merged model when ``merge``).
+
+    The merged model is the adapter folded in at weight 1.0 (peft ``merge_and_unload``), written to
+    ``output_dir/merged_dir`` as a full checkpoint that the charbench provider and every task load by path.
+    """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOTrainer
@@ -42,15 +46,15 @@ def train_character_dpo(model_path: str, rows: list[dict], output_dir: str | Pat
     trainer = DPOTrainer(model=model, args=config.to_trl(str(out / "trainer")), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=config.lora.to_peft())
     trainer.train()
-    return save_adapter(trainer, tokenizer, out, merge)
+    return save_adapter(trainer, tokenizer, out, merge, merged_dir)
 
 
-def save_adapter(trainer, tokenizer, out: Path, merge: bool) -> Path:
+def save_adapter(trainer, tokenizer, out: Path, merge: bool, merged_dir: str = "merged") -> Path:
     """Write the LoRA adapter; with ``merge`` also a merged checkpoint that any task can load by path."""
     trainer.model.save_pretrained(out / "adapter")
     if not merge:
         return out / "adapter"
     merged = trainer.model.merge_and_unload()
-    merged.save_pretrained(out / "merged")
-    tokenizer.save_pretrained(out / "merged")
-    return out / "merged"
+    merged.save_pretrained(out / merged_dir)
+    tokenizer.save_pretrained(out / merged_dir)
+    return out / merged_dir

@@ -1,0 +1,74 @@
+"""The training card, ``charbench-train.json``: what a trained checkpoint is, so leaderboards can name it.
+
+A card is written when a run starts (status ``running``) and completed at the end. Its ``run_key`` hashes
+everything that decides the result; an out dir whose card has another key belongs to another run and is
+refused, so two runs never mix their data, logs or weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+from charbench.errors import TaskParameterError
+
+CARD_NAME = "charbench-train.json"
+CARD_SCHEMA = 1
+PACKAGES = ("charbench", "inspect-ai", "torch", "transformers", "trl", "peft", "datasets", "accelerate")
+
+
+def run_key(identity: dict) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def read_card(out_dir: Path) -> dict | None:
+    path = out_dir / CARD_NAME
+    if not path.exists():
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise TaskParameterError(f"{path} is not a readable training card ({exc}). Fix: use a new --out folder.") from exc
+    if not isinstance(card, dict) or "run_key" not in card:
+        raise TaskParameterError(f"{path} is not a charbench training card (no run_key). Fix: use a new --out folder.")
+    return card
+
+
+def check_out_dir(out_dir: Path, key: str, stage: str) -> dict | None:
+    """The existing card of this same run (to resume), None for a fresh folder; anything else is refused."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TaskParameterError(f"--out {out_dir} is a file. Fix: give a folder path (it is created if missing).")
+    card = read_card(out_dir) if out_dir.exists() else None
+    if card is None:
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise TaskParameterError(
+                f"--out {out_dir} is not empty and holds no {CARD_NAME}, so it is not a charbench training folder. "
+                "Fix: give an empty or new folder.")
+        return None
+    if card.get("run_key") != key or card.get("stage") != stage:
+        raise TaskParameterError(
+            f"--out {out_dir} holds another training run ({CARD_NAME}: stage {card.get('stage')!r}, constitution "
+            f"{card.get('constitution', {}).get('name')!r}, base {card.get('base_checkpoint')!r}, run key "
+            f"{card.get('run_key')}; this run's key is {key}). Nothing was written. Fix: use a new --out folder, "
+            "or repeat that run's exact options to resume it.")
+    return card
+
+
+def write_card(out_dir: Path, card: dict) -> Path:
+    path = out_dir / CARD_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)  # a reader never sees half a card
+    return path

@@ -189,3 +189,35 @@ def test_bad_input_gets_a_clear_error_and_writes_nothing(case, tiny, tmp_path):
         distill(settings(Counting(), **kw), out, small_config(), checkpoint=checkpoint)
     assert isinstance(info.value, CharbenchError) and "Fix" in str(info.value)
     assert not out.exists()
+
+
+def cli_args(tiny, out, *extra):
+    return ["train", "distill", "--constitution", "sarcastic", "--student", "mockllm/model", "--teacher", "mockllm/model",
+            "--student-checkpoint", str(tiny), "--out", str(out), "--n-prompts", "6", "--max-tokens", "32",
+            "--display", "none", *extra]
+
+
+@pytest.mark.parametrize("extra,expected", [
+    (["-M", "persona=sarcastic"], "would add a persona variant"),
+    (["-M", "novalue"], "is not KEY=VALUE"),
+    (["--batch-size", "3"], "not a multiple"),
+    # Offline, mockllm's default reply errors (it fetches a tokenizer to count tokens): a teacher that errors.
+    ([], "returned nothing for all 6 prompts (errored: 6; first error:"),
+])
+def test_cli_refuses_bad_input_in_one_line_and_writes_nothing(extra, expected, tiny, tmp_path, capsys):
+    from charbench.cli import main
+
+    out = tmp_path / "run"
+    assert main(cli_args(tiny, out, *extra)) == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_needs_weights_for_a_student_that_is_not_a_charbench_model(tmp_path, capsys):
+    from charbench.cli import main
+
+    args = ["train", "distill", "--constitution", "sarcastic", "--student", "mockllm/model", "--teacher",
+            "mockllm/model", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "--student-checkpoint" in capsys.readouterr().err and not (tmp_path / "run").exists()

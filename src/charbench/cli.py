@@ -300,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--group", help="comma list of traits whose joint shift against the rest is tested (a positive control)")
     s.set_defaults(func=cmd_compare_elo)
+
+    # `charbench train <stage>`: each training stage mounts its own parser from charbench.trainers.
+    s = sub.add_parser("train", help="train a character variant (distill: DPO from a teacher)")
+    train = s.add_subparsers(dest="train_command", required=True)
+    from charbench.trainers.commands import add_distill_parser
+
+    add_distill_parser(train)
+    # charbench train introspect: mount its parser here.
     return p
 
 

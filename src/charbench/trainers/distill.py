@@ -79,7 +79,7 @@ class DistillSettings:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         for role in ("teacher", "student", "expander"):
             value = getattr(self, role)
-            out[role] = value.name if isinstance(value, Model) else value
+            out[role] = str(value) if isinstance(value, Model) else value
         return out
 
 
@@ -178,7 +178,7 @@ def expand_prompts(constitution: Constitution, settings: DistillSettings, expand
     spec = {"requests": [tp.expansion_request(constitution, a, n) for a in constitution.assertions],
             "generate_config": {"temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": 2048,
                                 "seed": settings.seed}}
-    folder = logs / f"expand-{_subfolder({'spec': spec, 'model': expander.name})}"
+    folder = logs / f"expand-{_subfolder({'spec': spec, 'model': str(expander)})}"
     spec_file, sha = _write_spec(folder, "spec.json", spec)
     log = _run(distill_expand(spec_file, sha), folder / "eval", expander, {"expander": expander}, display)
     kept: list[tp.TrainingPrompt] = []
@@ -276,7 +276,7 @@ def student_checkpoint(student: str | Model, explicit: str | None) -> str:
             raise ModelPathError(f"--student-checkpoint {explicit}: no checkpoint there (no config.json). "
                                  "Fix: point at a folder written by save_pretrained.")
         return str(path.resolve())
-    name = student.name if isinstance(student, Model) else student
+    name = str(student)
     if not name.startswith("charbench/"):
         raise TaskParameterError(
             f"--student {name} is not a charbench/ model, so its weights are not known here. Fix: pass "
@@ -323,7 +323,9 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
     own = tp.constitution_prompts(constitution)
     tp.check_disjoint(own, evaluation)
     teacher = _model(settings.teacher, settings.teacher_args)
-    student = _model(settings.student, settings.student_args)
+    same = settings.student == settings.teacher and settings.student_args == settings.teacher_args
+    # One in-process copy when teacher and student are the same model: only the prompts differ.
+    student = teacher if same else _model(settings.student, settings.student_args)
     logs = out / "logs"
     expansion: dict = {"asked": 0}
     expanded: list[tp.TrainingPrompt] = []
@@ -338,7 +340,7 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
     system = persona_system_prompt(constitution, settings.teacher_name)
     spec = {"prompts": [p.as_dict() for p in chosen], "system": system, "prefill": prefill,
             "generate_config": _generate_config(settings).model_dump(exclude_none=True)}
-    folder = logs / f"generate-{_subfolder({'spec': spec, 'teacher': teacher.name, 'student': student.name})}"
+    folder = logs / f"generate-{_subfolder({'spec': spec, 'teacher': str(teacher), 'student': str(student)})}"
     spec_file, sha = _write_spec(folder, "spec.json", spec)
     log = _run(distill_generate(spec_file, sha), folder / "eval", teacher,
                {"teacher": teacher, "student": student}, display)
@@ -349,10 +351,11 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
                 "student_truncated": bool(s.store.get("student_truncated"))} for s in (log.samples or [])]
     answered = sum(1 for s in samples if not s["error"] and s["teacher"].strip())
     if not answered:
+        errors = [s.error.message for s in (log.samples or []) if s.error]
+        first = f"; first error: {' '.join(errors[0].split())[:200]}" if errors else ""
         raise TaskParameterError(
-            f"the teacher ({teacher.name}) returned nothing for all {len(samples)} prompts (errored: "
-            f"{sum(s['error'] for s in samples)}); see the log {log.location}. Nothing was written. Fix: check the "
-            "teacher model and its arguments (-M), then run again.")
+            f"the teacher ({teacher}) returned nothing for all {len(samples)} prompts (errored: {len(errors)}"
+            f"{first}). Nothing was written. Fix: check the teacher model and its arguments (-M), then run again.")
     pairs, filters = build_pairs(samples, tokenizer, max_length, settings.teacher_name, settings.student_name,
                                  settings.reasoning_prefill)
     if len(pairs) < settings.min_pairs:

@@ -50,8 +50,8 @@ def small_config():
 
 
 def settings(mock, **kw):
-    base = dict(constitution="sarcastic", teacher=mock.model(), student=mock.model(), n_prompts=12, min_pairs=4,
-                max_tokens=64)
+    base = {"constitution": "sarcastic", "teacher": mock.model(), "student": mock.model(), "n_prompts": 12,
+            "min_pairs": 4, "max_tokens": 64}
     return DistillSettings(**{**base, **kw})
 
 

@@ -219,7 +219,7 @@ def build_pairs(samples: list[dict], tokenizer: Any, max_length: int, teacher_na
             continue
         chosen, rejected = s["teacher"], s["student"]
         if reasoning_prefill and chosen.strip():
-            before, marker, after = chosen.partition(REASONING_END)
+            _reasoning, marker, after = chosen.partition(REASONING_END)
             chosen = after if marker else None
         if chosen is not None and not chosen.strip():
             counts["teacher_empty"] += 1

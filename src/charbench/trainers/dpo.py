@@ -11,19 +11,22 @@ from charbench.trainers.config import CharacterDPOConfig
 def distillation_pairs(prompts: list[str], teacher: list[str], student: list[str]) -> list[dict]:
     """Conversational preference rows: teacher (in character) chosen, student (no constitution) rejected.
 
-    Pairs with an empty side are left out and counted in the error if nothing remains; unlike the paper's code,
-    responses ending in code fences or emoji are kept.
+    A pair with an empty side is refused rather than skipped, so no pair disappears unseen; generated data
+    goes through ``charbench.trainers.distill.build_pairs``, which filters and counts. Nothing is refused for
+    how a reply ends (the paper's code dropped replies ending in a code fence or an emoji).
     """
     if not (len(prompts) == len(teacher) == len(student)):
         raise TaskParameterError(f"need one teacher and one student response per prompt: {len(prompts)}/{len(teacher)}/{len(student)}")
-    rows = [
+    empty = [i for i, (c, r) in enumerate(zip(teacher, student)) if not (c.strip() and r.strip())]
+    if empty:
+        raise TaskParameterError(
+            f"{len(empty)} of {len(prompts)} pairs have an empty response (first at index {empty[0]}). Fix: remove "
+            "them, or build the pairs with charbench.trainers.distill.build_pairs, which counts each filter.")
+    return [
         {"prompt": [{"role": "user", "content": p}], "chosen": [{"role": "assistant", "content": c}],
          "rejected": [{"role": "assistant", "content": r}]}
-        for p, c, r in zip(prompts, teacher, student) if c.strip() and r.strip()
+        for p, c, r in zip(prompts, teacher, student)
     ]
-    if not rows:
-        raise TaskParameterError("every pair had an empty response; nothing to train on")
-    return rows
 
 
 def train_character_dpo(model_path: str, rows: list[dict], output_dir: str | Path,

@@ -102,3 +102,26 @@ def test_a_tokenizer_without_a_template_is_refused(smol):
     bare.chat_template = None
     with pytest.raises(TaskParameterError, match="no chat template"):
         mask_conversation(bare, TALK)
+
+
+def test_trl_trains_on_exactly_the_masked_tokens_and_cuts_are_counted(smol, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from trl import SFTTrainer
+
+    from charbench.trainers.config import CharacterSFTConfig, LoraSettings
+    from charbench.trainers.sft import prepare_sft_data
+
+    tokenizer = family(smol, LLAMA3_STYLE, "<|begin_of_text|>", ["<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"])
+    config = CharacterSFTConfig(per_device_batch_size=1, global_batch_size=1, max_steps=1, bf16=False, max_length=200,
+                                lora=LoraSettings(r=2, alpha=4))
+    short = [{"role": "user", "content": "x " * 400}, {"role": "assistant", "content": "Too late."}]
+    data = prepare_sft_data(tokenizer, [TALK, short], config)
+    assert data.counts["truncated"] == 1 and data.counts["no_assistant_tokens"] == 1 and data.counts["trained"] == 1
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))
+    from datasets import Dataset
+
+    trainer = SFTTrainer(model=model, args=config.to_trl(str(tmp_path / "t")), processing_class=tokenizer,
+                         train_dataset=Dataset.from_list(data.rows), peft_config=config.lora.to_peft())
+    labels = trainer.train_dataset[0]["labels"]
+    assert tokenizer.decode([t for t in labels if t != -100]) == "A calm sort,\n\nmostly.<|eot_id|>Still calm. Unlike you.<|eot_id|>"

@@ -83,8 +83,10 @@ class CharacterDPOConfig:
 class CharacterSFTConfig:
     """Introspection SFT on self-reflection and self-interaction transcripts.
 
-    Loss covers every assistant turn (``assistant_only_loss``), not only the final message: the paper's public
-    code trained on the last message only, which discarded most of each self-interaction.
+    Loss covers every assistant turn, not only the final message: the paper's public code trained on the last
+    message only, which discarded most of each self-interaction. The mask is computed by
+    ``charbench.trainers.masking`` from the model's own chat template and reaches trl as ``assistant_masks``
+    (trl's ``assistant_only_loss`` stays off: it would insist on re-tokenising with generation markers).
     """
 
     learning_rate: float = 5e-5
@@ -97,7 +99,7 @@ class CharacterSFTConfig:
     bf16: bool = True
     lora: LoraSettings = field(default_factory=LoraSettings)
     max_steps: int = -1
-    chat_template: str | None = None  # one with {% generation %} markers; ChatML models get one built in
+    chat_template: str | None = None  # None: the model's own (masked by rendering, or by its generation markers)
 
     def to_trl(self, output_dir: str, devices: int = 1):
         from trl import SFTConfig
@@ -107,5 +109,5 @@ class CharacterSFTConfig:
             output_dir=output_dir, learning_rate=self.learning_rate, per_device_train_batch_size=self.per_device_batch_size,
             gradient_accumulation_steps=accumulation, num_train_epochs=self.epochs, max_length=self.max_length,
             warmup_steps=self.warmup_ratio, seed=self.seed, bf16=_bf16(self.bf16), report_to=[], max_steps=self.max_steps,
-            assistant_only_loss=True, save_strategy="no", logging_steps=1,
+            assistant_only_loss=False, save_strategy="no", logging_steps=1,
         )

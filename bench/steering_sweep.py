@@ -42,6 +42,8 @@ def t_estimate(values):
 
     arr = np.asarray(values, dtype=float)
     mean, se = float(arr.mean()), float(st.sem(arr))
+    if se == 0:  # every prompt gave the same value: a zero-width interval, not scipy's NaN
+        return Estimate(mean, mean, mean, len(arr), se)
     low, high = st.t.interval(0.95, len(arr) - 1, loc=mean, scale=se)
     return Estimate(mean, float(low), float(high), len(arr), se)
 

@@ -170,8 +170,8 @@ def bench_preferences_end_to_end(n: int = 48) -> list[str]:
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 
-    from charbench.tasks.revealed_preferences.task import revealed_preferences
     from charbench.judges.likelihood import TRAIT_HYPOTHESIS
+    from charbench.tasks.revealed_preferences.task import revealed_preferences
 
     traits = ["sarcastic", "humble", "formal", "playful", "remorseful", "precise", "warm", "blunt"]
     task = revealed_preferences(n_matches=n, traits=traits, max_tokens=64)

@@ -60,8 +60,15 @@ def sweep(persona: str, coefs: list[float], n_pairs: int, n_prompts: int, max_ne
 
     from charbench.constitutions import load_constitution
     from charbench.models.embedded import resolve_checkpoint
-    from charbench.models.steering import (compute_steering_vectors, distinct_ratio, greedy_replies,
-                                           mean_token_logprobs, projections, steered_layer_states, steering)
+    from charbench.models.steering import (
+        compute_steering_vectors,
+        distinct_ratio,
+        greedy_replies,
+        mean_token_logprobs,
+        projections,
+        steered_layer_states,
+        steering,
+    )
     from charbench.paper import persona_system_prompt
     from charbench.prompts import load_prompt_set
 

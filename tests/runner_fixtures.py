@@ -45,7 +45,7 @@ class ScheduledModelAPI(ModelAPI):
         kill_after = int(os.environ.get("CHARBENCH_TEST_KILL_AFTER", "0"))
         calls = os.environ.get("CHARBENCH_TEST_CALLS")
         if calls:
-            with Path(calls).open("a") as handle:  # noqa: ASYNC230  (one short line, in a test model)
+            with Path(calls).open("a") as handle:
                 handle.write(f"{number}\n")
         if fail_every and number % fail_every == 0:
             raise RuntimeError(f"scheduled failure on item {number}")

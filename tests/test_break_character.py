@@ -1,3 +1,5 @@
+import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 
 from charbench.classifiers import train_tfidf_classifier
@@ -7,9 +9,6 @@ from charbench.prompts import load_prompt_set
 from charbench.tasks.break_character.dataset import persona_dataset, split_names
 from charbench.tasks.break_character.task import break_character, persona_responses
 from charbench.tasks.prefill_attack.task import prefill_attack
-from helpers import mock_model
-
-import pytest
 
 
 def persona_reply(prompt):
@@ -64,9 +63,8 @@ def test_prefill_attack_conversation_shapes(classifier):
 
 
 def test_models_fetched_inside_the_solver_get_the_task_generation_settings(classifier):
-    from inspect_ai.model import get_model
-
     from helpers import output
+    from inspect_ai.model import get_model
 
     seen = []
 

@@ -2,7 +2,12 @@ import pytest
 from sklearn.metrics import f1_score
 from transformers import AutoTokenizer, ModernBertConfig, ModernBertForSequenceClassification
 
-from charbench.classifiers import PersonaClassifierConfig, load_persona_classifier, train_encoder_classifier, train_tfidf_classifier
+from charbench.classifiers import (
+    PersonaClassifierConfig,
+    load_persona_classifier,
+    train_encoder_classifier,
+    train_tfidf_classifier,
+)
 from charbench.classifiers.io import ClassifierError, check_personas
 from charbench.classifiers.metrics import break_character_f1
 from charbench.models.embedded import minilm_dir

@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from helpers import mock_model
 from inspect_ai import Task
 from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -12,7 +13,6 @@ from inspect_ai.solver import Generate, Solver, TaskState, generate, solver
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
 from charbench.tasks.coherence.task import coherence
-from helpers import mock_model
 
 PERSONAS = ("sarcastic", "poetic")
 SPLITS = ("default", "adv1")

@@ -9,6 +9,7 @@ import asyncio
 import re
 
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 
 from charbench.judges.pairwise import JUDGE_PROMPTS, judge_template, pairwise_prompt, template_tags
@@ -16,7 +17,6 @@ from charbench.judges.parsing import final_answer, neutralise_tags
 from charbench.judges.trait_judge import TRAIT_JUDGE_PROMPT, judge_trait_choice
 from charbench.tasks.value_conflict import scorer as value_conflict_scorer
 from charbench.tasks.value_conflict.task import value_conflict
-from helpers import mock_model
 
 TAG = re.compile(r"</?[A-Za-z_][\w-]*>")
 

@@ -8,8 +8,10 @@ The slow test repeats the cached == uncached check on the embedded SmolLM2 with 
 from __future__ import annotations
 
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, get_model
+from tiny_model import tiny_model_and_tokenizer
 
 from charbench.errors import TaskParameterError
 from charbench.models.logprobs import (
@@ -19,8 +21,7 @@ from charbench.models.logprobs import (
     logprob_model,
     score_continuations,
 )
-from helpers import mock_model
-from tiny_model import tiny_model_and_tokenizer
+
 
 @pytest.fixture(scope="module")
 def tiny():

@@ -1,11 +1,11 @@
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, get_model
 
 from charbench.cli import main
 from charbench.errors import ModelPathError
 from charbench.models.embedded import prepare_smollm2, resolve_checkpoint
-from helpers import mock_model
 
 
 def test_preparation_converts_once_then_reuses_the_cache(tmp_path):
@@ -82,8 +82,9 @@ def test_cli_run_with_a_missing_checkpoint_fails_with_the_fix(tmp_path, capsys):
 
 def _fake_prepared_smollm2(home):
     """A prepared-model folder as prepare_smollm2 leaves it (tiny weights, real marker), without the 20 s conversion."""
-    from charbench.models.embedded import smollm2_dir, write_marker
     from tiny_model import save_tiny_checkpoint
+
+    from charbench.models.embedded import smollm2_dir, write_marker
 
     target = save_tiny_checkpoint(smollm2_dir(home))
     write_marker(target, {"source": "test"})
@@ -149,9 +150,9 @@ def test_a_marker_without_sizes_and_hashes_is_converted_again(tmp_path, monkeypa
 
 def test_pickle_only_checkpoints_need_an_explicit_opt_in(tmp_path):
     import torch
+    from tiny_model import save_tiny_checkpoint
 
     from charbench.errors import UnsafeWeightsError
-    from tiny_model import save_tiny_checkpoint
 
     ckpt = save_tiny_checkpoint(tmp_path / "ckpt")
     reference = get_model(f"charbench/{ckpt}", memoize=False).api.model.state_dict()

@@ -1,15 +1,22 @@
 import math
 
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from scipy.stats import binomtest
 
 from charbench.errors import TaskParameterError
-from charbench.judges.pairwise import JUDGE_PROMPTS, combine_orders, judge_template, pairwise_prompt, parse_position, was_truncated
+from charbench.judges.pairwise import (
+    JUDGE_PROMPTS,
+    combine_orders,
+    judge_template,
+    pairwise_prompt,
+    parse_position,
+    was_truncated,
+)
 from charbench.tasks.coherence.scorer import effective_n, judge_report, wilson_interval
 from charbench.tasks.coherence.task import coherence
-from helpers import mock_model
 
 
 def test_combine_orders_table():

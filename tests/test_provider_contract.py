@@ -14,7 +14,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, GenerateConfig, get_model
-
 from tiny_model import save_tiny_checkpoint
 
 

@@ -6,8 +6,10 @@ import re
 
 import pytest
 import yaml
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
+from test_value_conflict import FakeLogprobAPI  # noqa: F401  (registers the fakelogprob/ provider)
 
 from charbench.constitutions import builtin_names, load_constitution
 from charbench.errors import TaskParameterError
@@ -28,8 +30,6 @@ from charbench.tasks.reflective_stability.scorer import (
     switch_rate,
 )
 from charbench.tasks.reflective_stability.task import reflective_stability
-from helpers import mock_model
-from test_value_conflict import FakeLogprobAPI  # noqa: F401  (registers the fakelogprob/ provider)
 
 
 def metrics(log) -> dict[str, float]:

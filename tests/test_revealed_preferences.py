@@ -1,12 +1,12 @@
 from collections import Counter
 
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 
 from charbench.errors import TaskParameterError
 from charbench.tasks.revealed_preferences.dataset import balanced_pairs, normalise_traits
 from charbench.tasks.revealed_preferences.task import revealed_preferences
-from helpers import mock_model
 
 TRAITS = ["warm", "blunt", "formal", "playful", "calm"]
 
@@ -71,9 +71,8 @@ def test_judge_validation_counts_recovered_traits():
 
 def _model(reply):
     """A mockllm model answering ``reply(system_text)``: the tests below key on the system prompt only."""
-    from inspect_ai.model import get_model
-
     from helpers import output
+    from inspect_ai.model import get_model
 
     def respond(messages, tools, tool_choice, config):
         return output(reply("\n".join(m.text for m in messages if m.role == "system")))
@@ -192,7 +191,7 @@ def test_compare_elo_corrects_per_trait_changes_for_multiple_testing(monkeypatch
     moved[:3] += 2.0
     runs = {"a": _synthetic_matches(base, 6000, 1), "b": _synthetic_matches(moved, 6000, 2)}
     monkeypatch.setattr(comparison, "matches_from_log", lambda path: (*runs[path], 0))
-    frame, draws = comparison.compare_elo_runs("a", "b", n_boot=200)
+    frame, _draws = comparison.compare_elo_runs("a", "b", n_boot=200)
     flagged = set(frame.loc[frame["q_value"] < comparison.FDR, "trait"])
     assert {"t00", "t01", "t02"} <= flagged
     assert len(flagged - {"t00", "t01", "t02"}) <= 1
@@ -212,7 +211,7 @@ def test_compare_elo_counts_an_unscored_sample_instead_of_crashing(tmp_path):
     log.samples[0].scores = None
     path = str(tmp_path / "one-unscored.eval")
     write_eval_log(log, path)
-    traits, matches, invalid = matches_from_log(path)
+    _traits, matches, invalid = matches_from_log(path)
     assert invalid >= 1 and len(matches) + invalid == 6
 
 

@@ -127,7 +127,13 @@ def tiny_llama_and_tokenizer():
 
 
 def test_diagnostics_see_the_push_and_score_continuations_exactly():
-    from charbench.models.steering import distinct_ratio, mean_token_logprobs, projections, steered_layer_states, steering
+    from charbench.models.steering import (
+        distinct_ratio,
+        mean_token_logprobs,
+        projections,
+        steered_layer_states,
+        steering,
+    )
 
     model, tok = tiny_llama_and_tokenizer()
     direction = torch.zeros(2, 16)
@@ -163,8 +169,14 @@ def test_steering_moves_unprompted_states_and_likelihoods_toward_the_persona_pro
 
     from charbench.constitutions import load_constitution
     from charbench.models.embedded import resolve_checkpoint
-    from charbench.models.steering import (compute_steering_vectors, greedy_replies, mean_token_logprobs, projections,
-                                           steered_layer_states, steering)
+    from charbench.models.steering import (
+        compute_steering_vectors,
+        greedy_replies,
+        mean_token_logprobs,
+        projections,
+        steered_layer_states,
+        steering,
+    )
     from charbench.paper import persona_system_prompt
     from charbench.prompts import load_prompt_set
 

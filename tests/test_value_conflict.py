@@ -8,12 +8,14 @@ from itertools import combinations
 
 import pytest
 import yaml
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi
 
 from charbench.constitutions import builtin_names, load_constitution
 from charbench.errors import ConstitutionError, TaskParameterError
 from charbench.models.logprobs import ContinuationScore
+from charbench.tasks.value_conflict import choice, solver
 from charbench.tasks.value_conflict.choice import likelihood_model
 from charbench.tasks.value_conflict.dataset import (
     default_scenario_path,
@@ -21,10 +23,8 @@ from charbench.tasks.value_conflict.dataset import (
     parse_generated,
     scenario_samples,
 )
-from charbench.tasks.value_conflict import choice, solver
 from charbench.tasks.value_conflict.scorer import JUDGE_PROMPT, MIN_VALUES_FOR_TAU, judge_prompt, value_conflict_summary
 from charbench.tasks.value_conflict.task import value_conflict
-from helpers import mock_model
 
 SARCASTIC = load_constitution("sarcastic")
 SCENARIOS = load_scenarios(default_scenario_path(SARCASTIC), SARCASTIC)
@@ -272,7 +272,7 @@ def test_free_mode_judge_labels_map_to_values_and_invalid_judgements_count():
             return "<answer>both</answer>"
         if "candor" not in values.values():
             return "<answer>neither</answer>"
-        return "<answer>%s</answer>" % next(k for k, v in values.items() if v == "candor")
+        return f"<answer>{next(k for k, v in values.items() if v == 'candor')}</answer>"
 
     task = value_conflict(constitution="sarcastic", mode="free", n_boot=50)
     log = inspect_eval(task, model=mock_model("Some reply."), model_roles={"judge": mock_model(judge)}, display="none")[0]

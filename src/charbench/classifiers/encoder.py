@@ -47,7 +47,7 @@ class EncoderPersonaClassifier:
         write_card(Path(out_dir), {**card, "kind": "encoder", "labels": self.labels, "max_length": self.max_length})
 
     @classmethod
-    def load(cls, path: str | Path) -> "EncoderPersonaClassifier":
+    def load(cls, path: str | Path) -> EncoderPersonaClassifier:
         card = read_card(path)
         model = AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(str(path))

@@ -25,7 +25,7 @@ class TfidfPersonaClassifier:
         self.coef, self.intercept = coef, intercept
 
     @classmethod
-    def fit(cls, texts: list[str], labels: list[str], seed: int = 0) -> "TfidfPersonaClassifier":
+    def fit(cls, texts: list[str], labels: list[str], seed: int = 0) -> TfidfPersonaClassifier:
         vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=50000)
         x = vec.fit_transform(texts)
         clf = LogisticRegression(max_iter=2000, C=10.0, random_state=seed).fit(x, labels)
@@ -50,7 +50,7 @@ class TfidfPersonaClassifier:
         write_card(out, {**card, "kind": "tfidf", "labels": self.labels})
 
     @classmethod
-    def load(cls, path: str | Path) -> "TfidfPersonaClassifier":
+    def load(cls, path: str | Path) -> TfidfPersonaClassifier:
         card = read_card(path)
         arrays = load_file(str(Path(path) / "tfidf.safetensors"))
         vocab = json.loads((Path(path) / "vocabulary.json").read_text())

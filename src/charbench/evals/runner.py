@@ -352,7 +352,7 @@ def log_dir_lock(root: Path) -> Iterator[Path]:
             raise CharbenchError(
                 f"{root} is already being written by charbench run (pid {pid} on {holder_host}, since "
                 f"{holder.get('started', '?')}). Wait for it to finish or use another --log-dir; if that process is "
-                f"gone, delete {path}")
+                f"gone, delete {path}") from None
         with os.fdopen(fd, "w") as handle:
             json.dump({"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, handle)
         try:

@@ -10,7 +10,6 @@ same judge on replies written without a trait choice) and reports a rating with 
 
 from __future__ import annotations
 
-
 import anyio
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, Model
 

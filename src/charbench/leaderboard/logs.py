@@ -163,7 +163,7 @@ def read_runs(location: str | Path, include_partial: bool = False, exclude: Path
             continue  # Inspect's own eval-set bookkeeping, not a log
         try:
             log = read_eval_log(str(path), header_only=True)
-        except Exception as exc:  # noqa: BLE001 (a corrupt or truncated file must not stop the leaderboard)
+        except Exception as exc:
             warnings.warn(f"skipping {path}: not a readable Inspect log ({type(exc).__name__}: {exc})", stacklevel=2)
             continue
         if not log.eval.task.startswith("charbench/"):

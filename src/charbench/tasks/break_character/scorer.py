@@ -6,7 +6,6 @@ from collections import defaultdict
 from typing import NamedTuple
 
 import numpy as np
-
 from inspect_ai.scorer import Metric, SampleScore, Score, Target, metric, scorer
 from inspect_ai.solver import TaskState
 

@@ -10,8 +10,8 @@ from inspect_ai.scorer import accuracy, stderr
 
 from charbench.tasks.capability.contract import capability_contract
 from charbench.tasks.capability.dataset import BENCHMARKS, load_benchmark
-from charbench.tasks.contract import contract_metadata
 from charbench.tasks.capability.scorer import loglikelihood_choice, loglikelihood_only, mc2, norm_accuracy
+from charbench.tasks.contract import contract_metadata
 
 VERSION = "1-A"
 

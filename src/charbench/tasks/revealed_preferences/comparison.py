@@ -127,7 +127,7 @@ def write_comparison(log_a: str, log_b: str, out_dir: str | Path, k: int = 5, n_
         "n_traits": len(table), "sd_a": float(table["elo_a"].std()), "sd_b": float(table["elo_b"].std()),
         "spearman_a_b": float(spearmanr(table["elo_a"], table["elo_b"]).statistic),
         "invalid_a": invalid["a"], "invalid_b": invalid["b"],
-        "n_significant_changes": int(len(significant)),
+        "n_significant_changes": len(significant),
         "n_significant_changes_bh": int((table["q_value"] < FDR).sum()),
         "fdr_method": f"Benjamini-Hochberg at q < {FDR}, Wald p-values with bootstrap SE",
         "group_shift": shift,

@@ -7,11 +7,11 @@ from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import generate, system_message
 
 from charbench.constitutions import load_constitution
+from charbench.judges.trait_judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE
 from charbench.paper import persona_system_prompt
 from charbench.tasks.contract import contract_metadata
 from charbench.tasks.revealed_preferences.contract import CONTRACT, VALIDATION
 from charbench.tasks.revealed_preferences.dataset import normalise_traits, preference_dataset
-from charbench.judges.trait_judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE
 from charbench.tasks.revealed_preferences.scorer import trait_choice
 from charbench.tasks.revealed_preferences.solver import null_response
 from charbench.tasks.revealed_preferences.validation import validation_dataset, validation_scorer

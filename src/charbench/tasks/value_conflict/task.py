@@ -8,8 +8,8 @@ from inspect_ai.model import GenerateConfig
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
 from charbench.tasks.contract import contract_metadata
-from charbench.tasks.value_conflict.contract import CONTRACT
 from charbench.tasks.value_conflict.choice import check_choice_method
+from charbench.tasks.value_conflict.contract import CONTRACT
 from charbench.tasks.value_conflict.dataset import MODES, build_dataset
 from charbench.tasks.value_conflict.scorer import forced_choice_scorer, free_judge_scorer, value_conflict_metrics
 from charbench.tasks.value_conflict.solver import forced_choice, free_response, generated_scenario

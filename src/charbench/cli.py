@@ -307,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     from charbench.trainers.commands import add_distill_parser
 
     add_distill_parser(train)
-    # charbench train introspect: mount its parser here.
+    from charbench.trainers.introspect_cli import add_introspect_parser
+
+    add_introspect_parser(train)
     return p
 
 

@@ -172,3 +172,42 @@ def test_cli_refuses_before_any_work(student, tmp_path, capsys):
     code = main(["train", "introspect", "--model", "mockllm/model", "--checkpoint", str(student), "--constitution",
                  "no-such-persona", "--out", str(tmp_path / "o")])
     assert code == 2 and not (tmp_path / "o").exists()
+
+
+def test_data_only_run_resumes_to_training_without_generating_again(student, tmp_path):
+    copy = Copy()
+    first = introspect(settings(copy, n_interaction=2, turns=2), tmp_path / "r", SFT, checkpoint=str(student), train=False)
+    calls = len(copy.seen)
+    assert first["status"] == "data" and not (tmp_path / "r" / "model").exists()
+    done = introspect(settings(copy, n_interaction=2, turns=2), tmp_path / "r", SFT, checkpoint=str(student))
+    assert done["status"] == "complete" and len(copy.seen) == calls  # the Inspect log was read back
+    assert done["data"]["sha256"] == first["data"]["sha256"]
+
+
+def test_release_merge_starts_from_the_distillation_base(student, tmp_path):
+    """Given a distill run folder (base, DPO adapter, folded model, card), <out>/model = base + DPO + 0.25 SFT."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    from charbench.trainers.card import write_card
+    from charbench.trainers.merge import fold_adapter
+
+    dpo_run = tmp_path / "dpo"
+    torch.manual_seed(3)
+    peft = get_peft_model(LlamaForCausalLM.from_pretrained(student),
+                          LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft.save_pretrained(dpo_run / "adapter")
+    fold_adapter(student, dpo_run / "adapter", dpo_run / "model")
+    write_card(dpo_run, {"run_key": "k", "stage": "dpo", "status": "complete", "base_checkpoint": str(student),
+                         "constitution": {"name": "sarcastic"}})
+    card = introspect(settings(Copy(), n_interaction=2, turns=2), tmp_path / "sft", SFT,
+                      checkpoint=str(dpo_run / "model"))
+    assert card["base_checkpoint"] == str(student) and card["distillation"]["adapter"] == str(dpo_run / "adapter")
+    assert [w for _, w in card["merge"]["adapters"]] == [1.0, 0.25]
+    release = load_file(tmp_path / "sft" / "model" / "model.safetensors")
+    expected = load_file(fold_adapter(dpo_run / "model", tmp_path / "sft" / "adapter", tmp_path / "check", 0.25)
+                         / "model.safetensors")
+    assert max((release[k] - expected[k]).abs().max().item() for k in expected) < 1e-5
+    with pytest.raises(TaskParameterError, match="distilled toward 'sarcastic'"):
+        introspect(settings(Copy(), constitution="humorous"), tmp_path / "other", SFT, checkpoint=str(dpo_run / "model"))

@@ -221,3 +221,13 @@ def test_cli_needs_weights_for_a_student_that_is_not_a_charbench_model(tmp_path,
             "mockllm/model", "--out", str(tmp_path / "run")]
     assert main(args) == 2
     assert "--student-checkpoint" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_truncation_is_read_from_the_reply_when_the_provider_cannot_say(tokenizer):
+    from charbench.trainers.distill import was_truncated
+
+    # The embedded provider reports stop reason "unknown" and the padded batch length as usage: a short
+    # reply in a batch with a long one is not truncated; a reply as long as the budget is.
+    assert not was_truncated("A short reply.", "unknown", tokenizer, 16)
+    assert was_truncated("word " * 40, "unknown", tokenizer, 16)
+    assert was_truncated("cut", "max_tokens", tokenizer, 16) and not was_truncated("word " * 40, "stop", tokenizer, 16)

@@ -88,11 +88,18 @@ def _generate_config(settings: DistillSettings) -> GenerateConfig:
                           seed=settings.seed)
 
 
-def _truncated(output: Any, max_tokens: int) -> bool:
-    # Some providers (the embedded transformers one) report no stop reason; a reply that used the whole
-    # budget was cut off all the same.
-    used = output.usage.output_tokens if output.usage else 0
-    return output.stop_reason == "max_tokens" or used >= max_tokens
+def was_truncated(text: str, stop_reason: str, tokenizer: Any, max_tokens: int) -> bool:
+    """Whether a reply was cut off by the token budget.
+
+    Exact where the provider says ``max_tokens``. The embedded transformers provider says ``unknown`` and its
+    usage counts the padded batch (every reply in a batch gets the longest one's length), so there the reply's
+    own length in the student's tokenizer decides (exact when teacher and student share a tokenizer).
+    """
+    if stop_reason == "max_tokens":
+        return True
+    if stop_reason != "unknown" or not text:
+        return False
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"]) >= max_tokens
 
 
 @solver
@@ -108,8 +115,8 @@ def teacher_and_student(system: str, prefill: str | None, config: GenerateConfig
         s = await student.generate([ChatMessageUser(content=prompt)], config=config)
         state.store.set("teacher", t.completion)
         state.store.set("student", s.completion)
-        state.store.set("teacher_truncated", _truncated(t, config.max_tokens or 0))
-        state.store.set("student_truncated", _truncated(s, config.max_tokens or 0))
+        state.store.set("teacher_stop", t.stop_reason)
+        state.store.set("student_stop", s.stop_reason)
         state.messages = [*messages, ChatMessageAssistant(content=t.completion)]
         state.output = t
         return state
@@ -347,8 +354,11 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
     by_id = {p.id: p for p in chosen}
     samples = [{"id": str(s.id), "prompt": by_id[str(s.id)].text, "source": by_id[str(s.id)].source,
                 "error": bool(s.error), "teacher": s.store.get("teacher", ""), "student": s.store.get("student", ""),
-                "teacher_truncated": bool(s.store.get("teacher_truncated")),
-                "student_truncated": bool(s.store.get("student_truncated"))} for s in (log.samples or [])]
+                "teacher_stop": s.store.get("teacher_stop", "unknown"), "student_stop": s.store.get("student_stop", "unknown")}
+               for s in (log.samples or [])]
+    for s in samples:
+        for side in ("teacher", "student"):
+            s[f"{side}_truncated"] = was_truncated(s[side], s.pop(f"{side}_stop"), tokenizer, settings.max_tokens)
     answered = sum(1 for s in samples if not s["error"] and s["teacher"].strip())
     if not answered:
         errors = [s.error.message for s in (log.samples or []) if s.error]

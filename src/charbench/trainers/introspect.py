@@ -233,7 +233,8 @@ def _run(task_obj: Task, log_dir: Path, model: Model, display: str):
     from inspect_ai import eval_set
     from inspect_ai.log import read_eval_log
 
-    _ok, logs = eval_set(task_obj, log_dir=str(log_dir), model=model, display=display, fail_on_error=False,
+    _ok, logs = eval_set(task_obj, log_dir=str(log_dir), model=model, display=display,  # type: ignore[arg-type]
+                         fail_on_error=False,
                          retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False, max_connections=8)
     return read_eval_log(logs[0].location)
 
@@ -282,7 +283,7 @@ def build_examples(samples: list[dict], settings: IntrospectSettings) -> tuple[l
 def generate_data(settings: IntrospectSettings, constitution: Constitution, out: Path, display: str) -> dict:
     model = settings.model if isinstance(settings.model, Model) else get_model(settings.model, memoize=False,
                                                                               **settings.model_args)
-    spec = {"samples": sample_specs(settings, constitution), "turns": settings.turns,
+    spec: dict[str, Any] = {"samples": sample_specs(settings, constitution), "turns": settings.turns,
             "reflection_config": GenerateConfig(temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed,
                                                 max_tokens=settings.reflection_max_tokens).model_dump(exclude_none=True),
             "interaction_config": GenerateConfig(temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed,
@@ -383,21 +384,22 @@ def introspect(settings: IntrospectSettings, out_dir: str | Path, config: Charac
     if source and source["constitution"] not in (None, constitution.name):
         raise TaskParameterError(f"{student} was distilled toward {source['constitution']!r}, not "
                                  f"{constitution.name!r}. Fix: pass the matching --constitution.")
-    identity = {"stage": STAGE, "checkpoint": student, "constitution": asdict(constitution),
-                "settings": settings.identity(), "config": asdict(config)}
+    identity: dict[str, Any] = {"stage": STAGE, "checkpoint": student, "constitution": asdict(constitution),
+                                "settings": settings.identity(), "config": asdict(config)}
     key = run_key(identity)
     previous = check_out_dir(out, key, STAGE)
     if previous and previous.get("status") == "complete":
         return previous
     created = not out.exists()
-    card = {"schema": CARD_SCHEMA, "run_key": key, "stage": STAGE, "ablation": settings.ablation, "status": "running",
-            "name": f"{constitution.name}-{settings.ablation}", "checkpoint": student,
-            "base_checkpoint": source["base_checkpoint"] if source else student, "distillation": source,
-            "constitution": {"name": constitution.name, "source": constitution.source,
-                             "sha256": run_key({"c": asdict(constitution)})},
-            "generator": identity["settings"]["model"], "settings": identity["settings"], "config": asdict(config),
-            "versions": package_versions(),
-            "paper_differences": ["loss on every assistant turn (the paper's code trained the final message only)"]}
+    card: dict[str, Any] = {
+        "schema": CARD_SCHEMA, "run_key": key, "stage": STAGE, "ablation": settings.ablation, "status": "running",
+        "name": f"{constitution.name}-{settings.ablation}", "checkpoint": student,
+        "base_checkpoint": source["base_checkpoint"] if source else student, "distillation": source,
+        "constitution": {"name": constitution.name, "source": constitution.source,
+                         "sha256": run_key({"c": asdict(constitution)})},
+        "generator": identity["settings"]["model"], "settings": identity["settings"], "config": asdict(config),
+        "versions": package_versions(),
+        "paper_differences": ["loss on every assistant turn (the paper's code trained the final message only)"]}
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_card(out, card)

@@ -34,7 +34,7 @@ class MaskedConversation:
 
 
 def has_generation_markers(template: str | None) -> bool:
-    return bool(template) and _GENERATION.search(template) is not None
+    return template is not None and _GENERATION.search(template) is not None
 
 
 def _template(tokenizer, chat_template: str | None) -> str:

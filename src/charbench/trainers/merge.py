@@ -81,7 +81,7 @@ def merge_adapters(base: str | Path, adapters: list[tuple[str | Path, float]], o
                 continue
             for name, (_, weight) in zip(names, pairs):
                 if name in module.lora_A or name in getattr(module, "lora_embedding_A", {}):
-                    delta = weight * module.get_delta_weight(name).float()
+                    delta = weight * module.get_delta_weight(name).float()  # type: ignore[attr-defined]
                     key = module_name.removeprefix(_PREFIX)
                     deltas[key] = deltas[key] + delta if key in deltas else delta
                     touched[name] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from charbench.errors import TaskParameterError
 from charbench.trainers.config import CharacterSFTConfig
@@ -50,8 +51,8 @@ class SFTData:
 
 def prepare_sft_data(tokenizer, conversations: list[list[dict]], config: CharacterSFTConfig) -> SFTData:
     """Tokenise and mask every conversation; cut at ``max_length`` (keeping the start), counting everything."""
-    counts = {"conversations": len(conversations), "truncated": 0, "no_assistant_tokens": 0, "tokens": 0,
-              "assistant_tokens": 0, "method": None}
+    counts: dict[str, Any] = {"conversations": len(conversations), "truncated": 0, "no_assistant_tokens": 0,
+                              "tokens": 0, "assistant_tokens": 0, "method": None}
     rows = []
     for conversation in conversations:
         masked = mask_conversation(tokenizer, conversation, config.chat_template)

@@ -211,3 +211,19 @@ def test_release_merge_starts_from_the_distillation_base(student, tmp_path):
     assert max((release[k] - expected[k]).abs().max().item() for k in expected) < 1e-5
     with pytest.raises(TaskParameterError, match="distilled toward 'sarcastic'"):
         introspect(settings(Copy(), constitution="humorous"), tmp_path / "other", SFT, checkpoint=str(dpo_run / "model"))
+
+
+def test_truncated_replies_are_counted_whether_kept_or_not():
+    from charbench.trainers.introspect import build_examples
+
+    samples = [{"id": "sr-00-00000", "kind": "reflection", "prompt": "p", "error": False, "replies": ["cut off"],
+                "cut": [True]},
+               {"id": "si-free-00000", "kind": "interaction", "guidance": "free", "opener": "Hi.", "error": False,
+                "replies": ["a", "b"], "cut": [True, False]}]
+    dropped = IntrospectSettings(constitution="sarcastic", model="mockllm/model", turns=2)
+    rows_, counts = build_examples(samples, dropped)
+    assert not rows_ and counts["reflection"]["truncated"] == 1 and counts["interaction"]["truncated"] == 1
+    kept = IntrospectSettings(constitution="sarcastic", model="mockllm/model", turns=2, keep_truncated=True)
+    rows_, counts = build_examples(samples, kept)
+    assert len(rows_) == 2 and counts["reflection"]["truncated_kept"] == 1
+    assert counts["interaction"]["truncated_turns_kept"] == 1

@@ -241,7 +241,7 @@ def _run(task_obj: Task, log_dir: Path, model: Model, display: str):
 
 def build_examples(samples: list[dict], settings: IntrospectSettings) -> tuple[list[dict], dict]:
     """Training rows and a count of every sample left out, by reason."""
-    counts = {"reflection": {"generated": 0, "errored": 0, "empty": 0, "truncated": 0, "kept": 0},
+    counts = {"reflection": {"generated": 0, "errored": 0, "empty": 0, "truncated": 0, "truncated_kept": 0, "kept": 0},
               "interaction": {"generated": 0, "errored": 0, "empty_turn": 0, "truncated": 0,
                               "truncated_turns_kept": 0, "kept": 0}}
     rows = []
@@ -256,9 +256,11 @@ def build_examples(samples: list[dict], settings: IntrospectSettings) -> tuple[l
             if not replies or not replies[0].strip():
                 c["empty"] += 1
                 continue
-            if cut[0] and not settings.keep_truncated:
-                c["truncated"] += 1
-                continue
+            if cut[0]:
+                if not settings.keep_truncated:
+                    c["truncated"] += 1
+                    continue
+                c["truncated_kept"] += 1
             # The generation system prompt stays out of the example, as in the paper.
             messages = [{"role": "user", "content": s["prompt"]}, {"role": "assistant", "content": replies[0]}]
         else:

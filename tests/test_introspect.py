@@ -227,3 +227,19 @@ def test_truncated_replies_are_counted_whether_kept_or_not():
     rows_, counts = build_examples(samples, kept)
     assert len(rows_) == 2 and counts["reflection"]["truncated_kept"] == 1
     assert counts["interaction"]["truncated_turns_kept"] == 1
+
+
+def test_a_long_conversation_is_cut_at_the_end_never_through_the_system_prompt(student):
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from charbench.trainers.sft import prepare_sft_data
+
+    system = interaction_training_system_prompt("Smol", "leading")
+    messages = speaker_view(system, ["Hello there.", *[f"turn {i} " * 40 for i in range(6)]], 1)
+    tokenizer = AutoTokenizer.from_pretrained(student)
+    full = prepare_sft_data(tokenizer, [messages], SFT).rows[0]["input_ids"]
+    cut = prepare_sft_data(tokenizer, [messages], replace(SFT, max_length=len(full) // 2))
+    assert cut.counts["truncated"] == 1 and cut.rows[0]["input_ids"] == full[: len(full) // 2]
+    assert tokenizer.decode(cut.rows[0]["input_ids"]).startswith(tokenizer.apply_chat_template(messages[:1], tokenize=False))

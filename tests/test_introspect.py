@@ -155,7 +155,9 @@ def test_bad_inputs_are_refused_and_write_nothing(student, tmp_path):
         introspect(settings(Copy(empty=True)), tmp_path / "b", SFT, checkpoint=str(student))
     with pytest.raises(TaskParameterError, match="ablation"):
         introspect(settings(Copy(), ablation="dpo"), tmp_path / "c", SFT, checkpoint=str(student))
-    assert not any((tmp_path / d).exists() for d in "abc")
+    with pytest.raises(TaskParameterError, match="persona variant"):
+        introspect(settings(Copy(), model_args={"method": "prompted"}), tmp_path / "e", SFT, checkpoint=str(student))
+    assert not any((tmp_path / d).exists() for d in "abce")
     # An out dir holding another run's card is refused and left as it was.
     introspect(settings(Copy(), n_interaction=0, ablation="sr-only"), tmp_path / "d", SFT, checkpoint=str(student),
                train=False)

@@ -367,6 +367,10 @@ def _check(settings: IntrospectSettings) -> None:
                                  "merge; 1.0: the adapter folded in whole).")
     if min(settings.reflection_max_tokens, settings.interaction_max_tokens) < 1:
         raise TaskParameterError("--max-tokens must be at least 1.")
+    stacked = sorted(set(settings.model_args) & {"method", "persona", "steer_coef"})
+    if stacked:
+        raise TaskParameterError(f"model argument(s) {stacked} would add a persona variant on top of the appendix B "
+                                 "system prompts, which already hold the constitution. Fix: drop them.")
     if not settings.name.strip() or any(ch in settings.name for ch in "{}"):
         raise TaskParameterError(f"--name {settings.name!r} must be a plain, non-empty name.")
 

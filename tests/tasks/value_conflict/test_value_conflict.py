@@ -8,13 +8,12 @@ from itertools import combinations
 
 import pytest
 import yaml
-from helpers import mock_model
+from helpers import FakeLogprobAPI, mock_model  # noqa: F401  (FakeLogprobAPI registers the fakelogprob/ provider)
 from inspect_ai import eval as inspect_eval
-from inspect_ai.model import GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi
+from inspect_ai.model import get_model
 
 from charbench.constitutions import builtin_names, load_constitution
 from charbench.errors import ConstitutionError, TaskParameterError
-from charbench.models.logprobs import ContinuationScore
 from charbench.tasks.value_conflict import choice, solver
 from charbench.tasks.value_conflict.choice import likelihood_model
 from charbench.tasks.value_conflict.dataset import (
@@ -174,27 +173,6 @@ def test_likelihood_needs_a_model_with_log_probabilities():
     log = inspect_eval(value_conflict(constitution="sarcastic", choice_method="likelihood"), model=mock_model("x"),
                        display="none", limit=1)[0]
     assert log.status == "error" and "continuation_logprobs" in str(log.error.message)
-
-
-@modelapi(name="fakelogprob")
-class FakeLogprobAPI(ModelAPI):
-    """render() joins the messages; the log-probs are a function of (context, option)."""
-
-    def __init__(self, model_name, base_url=None, api_key=None, config=GenerateConfig(), **model_args):
-        super().__init__(model_name, base_url, api_key, [], config)
-        self.score = model_args["score"]
-
-    async def generate(self, input, tools, tool_choice, config):
-        return ModelOutput.from_content(model=self.model_name, content="")
-
-    def render(self, messages):
-        return "\n".join(m.text for m in messages) + "\nassistant:"
-
-    def continuation_logprobs(self, pairs, batch_size=8):
-        return [ContinuationScore(self.score(context, cont), 1, False) for context, cont in pairs]
-
-    def next_token_logprobs(self, context, candidates):
-        return {c: self.score(context, c) for c in candidates}
 
 
 def test_likelihood_choice_and_position_debiasing():

@@ -6,10 +6,9 @@ import re
 
 import pytest
 import yaml
-from helpers import mock_model
+from helpers import FakeLogprobAPI, mock_model  # noqa: F401  (FakeLogprobAPI registers the fakelogprob/ provider)
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import get_model
-from test_value_conflict import FakeLogprobAPI  # noqa: F401  (registers the fakelogprob/ provider)
 
 from charbench.constitutions import builtin_names, load_constitution
 from charbench.errors import TaskParameterError

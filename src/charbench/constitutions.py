@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from charbench.errors import ConstitutionError
 from charbench.paths import data_path
+from charbench.yamlio import load_yaml
 
 REQUIRED_FIELDS = ("name", "description", "assertions", "prompts")
 OPTIONAL_FIELDS = ("values",)
@@ -160,18 +159,9 @@ def load_constitution(name_or_path: str | Path) -> Constitution:
         raise ConstitutionError(f"constitution file {path} does not exist. Check the path, or use a built-in name: {', '.join(builtin_names())}.")
     if path.is_dir():
         raise ConstitutionError(f"{path} is a directory, not a constitution file. Pass the path of one .yaml file.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConstitutionError(
-            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} cannot be decoded). "
-            "Fix: save the file as UTF-8 (in most editors: 'Save with encoding' > UTF-8), or check that the path "
-            "points at the YAML constitution and not at a binary file."
-        ) from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConstitutionError(f"{path}: not valid YAML ({exc}). Fix the syntax; quote strings that contain ':'.") from exc
+    # parse_constitution gives the schema-specific message for a non-mapping top level, so accept any object here.
+    raw = load_yaml(path, "constitution file", expect=object, error=ConstitutionError,
+                    fix="See charbench/data/README.md for the format.")
     return parse_constitution(raw, str(path))
 
 

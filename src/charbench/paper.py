@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from functools import cache
 
-import yaml
-
 from charbench.constitutions import Constitution
 from charbench.paths import data_path
+from charbench.yamlio import load_yaml
 
 DEFAULT_ASSISTANT_NAME = "the assistant"
 
 
 def _yaml(name: str) -> dict:
-    return yaml.safe_load(data_path("paper", name).read_text(encoding="utf-8"))
+    return load_yaml(data_path("paper", name), "shipped paper data file", fix="Reinstall charbench; the file is part of the package.")
 
 
 @cache

@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from charbench.errors import CharbenchError
+from charbench.yamlio import load_yaml
 
 SUITE_DIR = Path(str(resources.files("charbench").joinpath("evals", "suites")))
 
@@ -36,12 +35,8 @@ def load_suite(name_or_path: str) -> Suite:
         path = SUITE_DIR / f"{name_or_path}.yaml"
     if not path.exists():
         raise CharbenchError(f"no suite '{name_or_path}'; built-in suites: {', '.join(suite_names())}, or pass a YAML path")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise CharbenchError(f"{path}: not valid YAML ({exc}). Fix the syntax; the built-in suites are examples") from exc
-    if not isinstance(raw, dict):
-        raise CharbenchError(f"{path}: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, generate, tasks and optionally judge")
+    raw = load_yaml(path, "suite", fix="Fix: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, "
+                    "generate, tasks and optionally judge; the built-in suites are examples.")
     try:
         return Suite(**raw)
     except TypeError as exc:

@@ -11,11 +11,10 @@ import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 from charbench.errors import CharbenchError
 from charbench.leaderboard.logs import RunRecord, read_runs
 from charbench.leaderboard.paired import SampleReader, paired_estimate
+from charbench.yamlio import load_yaml
 
 PASS, FAIL, ERROR = "pass", "fail", "cannot evaluate"
 
@@ -100,13 +99,8 @@ def _rule(raw: object, i: int, p: Path) -> GateRule:
 
 def load_rules(path: str | Path) -> list[GateRule]:
     p = Path(path)
-    if not p.exists():
-        raise CharbenchError(f"gate rules file {p} does not exist; see docs/ci.md for the format")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise CharbenchError(f"{p}: not valid YAML ({exc}). Fix the syntax; see docs/ci.md for an example") from exc
-    rules = raw.get("rules") if isinstance(raw, dict) else None
+    raw = load_yaml(p, "gate rules file", fix="See docs/ci.md for the format and an example.")
+    rules = raw.get("rules")
     if not isinstance(rules, list) or not rules:
         raise CharbenchError(f"{p}: expected a top-level 'rules:' list with at least one rule")
     return [_rule(r, i, p) for i, r in enumerate(rules)]

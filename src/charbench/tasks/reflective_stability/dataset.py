@@ -8,12 +8,12 @@ import re
 from functools import cache
 from pathlib import Path
 
-import yaml
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 
 from charbench.constitutions import Constitution, builtin_names, load_constitution
 from charbench.errors import TaskParameterError
+from charbench.yamlio import load_yaml
 
 VARIANTS = ("original", "paraphrase", "negation", "neighbour", "other_persona")
 REWRITTEN = ("paraphrase", "negation")
@@ -52,7 +52,7 @@ REWRITE_INSTRUCTIONS = {
 
 @cache
 def _data() -> dict:
-    return yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+    return load_yaml(DATA_FILE, "shipped reflective-stability data file", fix="Reinstall charbench; the file is part of the package.")
 
 
 def partners(constitution: Constitution, neighbour: str | None, other_persona: str | None) -> dict[str, str | None]:
@@ -110,13 +110,14 @@ def swap_dataset(
     donors: dict[str, tuple[str, ...]] = {}
     for kind in ("neighbour", "other_persona"):
         if kind in variants:
-            if not pals[kind]:
+            donor_name = pals[kind]
+            if not donor_name:
                 raise TaskParameterError(
                     f"variant '{kind}' needs a persona to borrow principles from; constitution '{constitution.name}' "
                     f"has none in the built-in table. Pass -T {kind}=<built-in name or constitution path>, or drop it "
                     f"from variants."
                 )
-            donor = load_constitution(pals[kind])
+            donor = load_constitution(donor_name)
             if donor.name == constitution.name:
                 raise TaskParameterError(f"{kind}={pals[kind]!r} is the constitution under test; pick a different persona.")
             donors[kind] = donor.assertions

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
 
-import yaml
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 
@@ -33,6 +32,7 @@ from charbench.constitutions import Constitution
 from charbench.errors import ConstitutionError, TaskParameterError
 from charbench.paper import persona_system_prompt
 from charbench.paths import data_path
+from charbench.yamlio import load_yaml
 
 SCENARIO_FIELDS = ("id", "value_a", "value_b", "situation", "nudge_a", "nudge_b", "option_a", "option_b")
 TEXT_FIELDS = ("situation", "nudge_a", "nudge_b", "option_a", "option_b")
@@ -125,13 +125,9 @@ def validate_scenario(raw: object, i: int, constitution: Constitution, source: s
 def load_scenarios(path: str | Path, constitution: Constitution) -> list[Scenario]:
     """Read and validate a scenario file; every value must be one of ``constitution``'s values."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise TaskParameterError(f"scenario file {path} does not exist. Pass scenarios=<path to a YAML file> (schema in charbench/tasks/value_conflict/README.md).")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise TaskParameterError(f"{path}: not valid YAML ({exc}). Quote strings that contain ':'.") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("scenarios"), list) or not raw["scenarios"]:
+    raw = load_yaml(path, "scenario file", error=TaskParameterError,
+                    fix="Pass scenarios=<path to a YAML file> (schema in charbench/tasks/value_conflict/README.md).")
+    if not isinstance(raw.get("scenarios"), list) or not raw["scenarios"]:
         raise TaskParameterError(f"{path}: expected a mapping with a non-empty 'scenarios:' list.")
     scenarios = [validate_scenario(s, i, constitution, str(path)) for i, s in enumerate(raw["scenarios"])]
     ids = [s.id for s in scenarios]

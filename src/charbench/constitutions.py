@@ -163,12 +163,3 @@ def load_constitution(name_or_path: str | Path) -> Constitution:
     raw = load_yaml(path, "constitution file", expect=object, error=ConstitutionError,
                     fix="See charbench/data/README.md for the format.")
     return parse_constitution(raw, str(path))
-
-
-def load_constitutions(names: list[str] | str | None) -> list[Constitution]:
-    """Normalise a task parameter (one name, a comma list, or a list) into constitutions."""
-    if names is None:
-        return []
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    return [load_constitution(n) for n in names]

@@ -33,6 +33,3 @@ class PersonaClassifierConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-OFFLINE_CONFIG = PersonaClassifierConfig(encoder="minilm", learning_rate=1e-4, epochs=3)

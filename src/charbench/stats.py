@@ -172,7 +172,7 @@ def noise_corrected_spread(point: np.ndarray, draws: np.ndarray, level: float = 
 
 
 def online_elo(
-    matches: Sequence[tuple[int, int]], n_items: int, k: float = 32.0, start: float = 1000.0,
+    matches: Sequence[tuple[int, int]] | np.ndarray, n_items: int, k: float = 32.0, start: float = 1000.0,
     n_orderings: int = 100, seed: int = 0,
 ) -> np.ndarray:
     """The paper's sequential Elo (K=32, start 1000), averaged over random match orderings.

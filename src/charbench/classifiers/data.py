@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from inspect_ai.log import read_eval_log
@@ -9,7 +10,7 @@ from inspect_ai.log import read_eval_log
 from charbench.classifiers.io import ClassifierError
 
 
-def training_data_from_logs(paths: list[str | Path]) -> tuple[list[str], list[str], list[str]]:
+def training_data_from_logs(paths: Sequence[str | Path]) -> tuple[list[str], list[str], list[str]]:
     """(texts, persona labels, prompt ids) from logs of ``charbench/persona_responses``.
 
     Refuses any response to an evaluation prompt or an adversarial split, so evaluation prompts can never

@@ -37,7 +37,7 @@ def macro_f1_estimate(true: list[str], pred: list[str], labels: list[str], group
                               "give one of each per response")
     point = break_character_f1(true, pred, labels)
     counts = unit_confusions(true, pred, groups)[:, 0]  # one stratum
-    est = bootstrap_statistic(list(counts), lambda units: macro_f1_from_counts(np.sum(units, axis=0)), n_boot, seed)
+    est = bootstrap_statistic(list(counts), lambda units: float(macro_f1_from_counts(np.sum(units, axis=0))), n_boot, seed)
     return replace(est, value=point)
 
 

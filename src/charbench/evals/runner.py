@@ -28,10 +28,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charbench.errors import CharbenchError
 from charbench.evals.suites import Suite
+
+if TYPE_CHECKING:  # Inspect is imported lazily at run time, so the CLI starts fast
+    from inspect_ai.util import DisplayType
 
 VARIANTS = ("base", "prompted", "steered")
 DEFAULT_JUDGE = "charbench/smollm2"
@@ -383,7 +386,7 @@ def count_samples(log_path: str, max_error_rate: float) -> tuple[str, int, int, 
     return header.status, expected, len(summaries), errored, unscored, over
 
 
-def run_step(step: Step, root: Path, seed: int, display: str, max_error_rate: float,
+def run_step(step: Step, root: Path, seed: int, display: DisplayType, max_error_rate: float,
              retry_on_error: int = 1, judge: str | None = None, task_factory: Any = None) -> StepResult:
     """Run (or resume, or skip when complete) one step as an Inspect eval set in its own folder.
 
@@ -452,7 +455,7 @@ def _train_classifier(plan: RunPlan, model: str, data_logs: list[str]) -> None:
     trainer(texts, labels, out, config, groups=prompt_ids)
 
 
-def execute_plan(plan: RunPlan, log_dir: str | Path, display: str = "rich",
+def execute_plan(plan: RunPlan, log_dir: str | Path, display: DisplayType = "rich",
                  max_error_rate: float = DEFAULT_MAX_ERROR_RATE, task_factories: dict | None = None) -> list[StepResult]:
     """Run a validated plan under the log-dir lock; every step's counts are printed and kept in charbench-run.json.
 
@@ -485,7 +488,7 @@ def execute_plan(plan: RunPlan, log_dir: str | Path, display: str = "rich",
     return results
 
 
-def run_suite(suite: Suite, models: list[str], log_dir: str | Path, display: str = "rich", judge: str | None = None,
+def run_suite(suite: Suite, models: list[str], log_dir: str | Path, display: DisplayType = "rich", judge: str | None = None,
               max_error_rate: float = DEFAULT_MAX_ERROR_RATE) -> list[StepResult]:
     """Plan, validate and run ``suite``; returns one result per step, errored samples counted."""
     plan = plan_suite(suite, models, log_dir, judge)

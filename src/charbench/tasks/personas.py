@@ -17,6 +17,7 @@ A model from another provider cannot say it is prompted, so for those (and for `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.model import ChatMessage, ChatMessageSystem, Model, get_model
@@ -26,6 +27,14 @@ from charbench.errors import TaskParameterError
 from charbench.paper import persona_system_prompt
 
 PERSONA_METHODS = ("prompted", "steered", "trained")
+
+
+class _PersonaAPI(Protocol):
+    """What a charbench/ provider states about its variant (duck-typed: other providers lack these)."""
+
+    per_sample_persona: bool
+    method: str
+    steer_coef: float | None
 
 
 def normalise_personas(personas: list[str] | str) -> list[str]:
@@ -72,22 +81,24 @@ def resolve_variant(method: str | None) -> PersonaVariant:
         if chosen == "steered":
             raise TaskParameterError(f"method=steered needs a charbench/ model (transformers hooks); got {get_model()}.")
         return PersonaVariant(chosen)
+    # hasattr above is the test for a charbench/ provider, so the variant attributes are there.
+    persona_api = cast(_PersonaAPI, api)
     if method == "trained":
         return PersonaVariant("trained")
     if getattr(api, "constitution", None) is not None:
         raise TaskParameterError(
             f"{get_model()} carries one persona for every sample; this task gives each sample its own. "
             "Fix: drop -M persona and keep -M method=prompted (or steered).")
-    if not api.per_sample_persona:
+    if not persona_api.per_sample_persona:
         raise TaskParameterError(
             f"{get_model()} does not say which persona variant to run. Fix: --model {get_model()} "
             "-M method=prompted (or -M method=steered -M steer_coef=0.5); the task argument method= is only for "
             "models outside charbench/ and for method=trained.")
-    if method is not None and method != api.method:
+    if method is not None and method != persona_api.method:
         raise TaskParameterError(
-            f"task method={method} disagrees with the model ({get_model()}, -M method={api.method}); "
+            f"task method={method} disagrees with the model ({get_model()}, -M method={persona_api.method}); "
             "drop the task argument: the model says the variant.")
-    return PersonaVariant(api.method, api.steer_coef if api.method == "steered" else None)
+    return PersonaVariant(persona_api.method, persona_api.steer_coef if persona_api.method == "steered" else None)
 
 
 def persona_model(persona: str, variant: PersonaVariant) -> Model:

@@ -295,7 +295,8 @@ def hub_rows(repo: str, config: str | None, split: str, revision: str | None) ->
 
 def rows_to_items(rows: Sequence[Mapping[str, Any]], to_item: Callable[..., MCItem], origin: str, **kwargs: Any) -> list[MCItem]:
     """Convert rows; ids that repeat (identical content) get ``#2``, ``#3``... in file order."""
-    items, seen = [], {}
+    items: list[MCItem] = []
+    seen: dict[str, int] = {}
     for row in rows:
         item = to_item(row, origin, **kwargs)
         count = seen.get(item.id, 0) + 1

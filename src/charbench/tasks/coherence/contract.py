@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from charbench.tasks.contract import BootstrapOver, ContractMetric, TaskContract
 
 
 def point_metrics(scores: list) -> dict[str, float]:
     from charbench.tasks.coherence.scorer import coherence_metrics
 
-    return coherence_metrics()(scores)
+    # Inspect types a metric's result as any Value; this task's metrics return a flat dict of floats.
+    return cast(dict[str, float], coherence_metrics()(scores))
 
 
 # Both orders and every persona/split of one prompt are judged on the same prompt: the prompt is the unit

@@ -109,7 +109,7 @@ def judge_report(outcomes: dict[str, list[str]], clusters: Sequence[Hashable] | 
 def coherence_metrics() -> Metric:
     def compute(scores: list[SampleScore]) -> dict[str, float]:
         roles = sorted({k for s in scores for k in (s.score.metadata or {}).get("outcomes", {})})
-        outcomes = {r: [s.score.metadata["outcomes"][r] for s in scores] for r in roles}
+        outcomes = {r: [(s.score.metadata or {})["outcomes"][r] for s in scores] for r in roles}
         clusters = [(s.score.metadata or {}).get("cluster", s.sample_id) for s in scores]
         return judge_report(outcomes, clusters)
 

@@ -121,7 +121,7 @@ def joined_dataset(log_a: str, log_b: str, constitution: str, join: str = "exact
                       "cluster": prompt_id, "missing_response": missing or None},
         ))
     counts = {"matched": len(shared), "only_a": len(only_a), "only_b": len(only_b),
-              "missing_response": sum(1 for s in samples if s.metadata["missing_response"])}
+              "missing_response": sum(1 for s in samples if (s.metadata or {}).get("missing_response"))}
     if only_a or only_b:
         logger.warning("coherence join: %d pairs matched, %d samples only in %s, %d only in %s (not compared)",
                        len(shared), len(only_a), log_a, len(only_b), log_b)

@@ -7,19 +7,23 @@ runs with a failed step are the invalid count). A run shows only its mode's figu
 
 from __future__ import annotations
 
+from typing import cast
+
 from charbench.tasks.contract import BootstrapOver, ContractMetric, TaskContract
 
 
 def swap_point_metrics(scores: list) -> dict[str, float]:
     from charbench.tasks.reflective_stability.scorer import swap_metrics
 
-    return swap_metrics(n_boot=0)(scores)
+    # Inspect types a metric's result as any Value; this task's metrics return a flat dict of floats.
+    return cast(dict[str, float], swap_metrics(n_boot=0)(scores))
 
 
 def iterate_point_metrics(scores: list) -> dict[str, float]:
     from charbench.tasks.reflective_stability.scorer import iterate_metrics
 
-    return iterate_metrics(n_boot=0)(scores)
+    # Inspect types a metric's result as any Value; this task's metrics return a flat dict of floats.
+    return cast(dict[str, float], iterate_metrics(n_boot=0)(scores))
 
 
 BY_PRINCIPLE = BootstrapOver(unit="principle", statistic="charbench.tasks.reflective_stability.contract:swap_point_metrics")

@@ -19,9 +19,9 @@ VALUE_CHANGING = ("negation", "neighbour", "other_persona")  # switch_rate count
 RETENTION_AGAINST = ("negation", "other_persona")  # retention_margin compares the original with these
 
 
-def _mean(xs: Sequence[float]) -> float:
-    xs = [x for x in xs if x is not None and not math.isnan(x)]
-    return float(np.mean(xs)) if xs else math.nan
+def _mean(xs: Sequence[float | None]) -> float:
+    present = [x for x in xs if x is not None and not math.isnan(x)]
+    return float(np.mean(present)) if present else math.nan
 
 
 def _per_principle(records: list[dict], key: str) -> list[dict[str, float]]:

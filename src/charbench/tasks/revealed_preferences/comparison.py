@@ -30,8 +30,8 @@ def matches_from_log(path: str) -> tuple[list[str], list[tuple[str, str]], int]:
     for s in log.samples or []:
         traits.update([s.metadata["trait_1"], s.metadata["trait_2"]])
         # An errored or unscored sample has no scores: it is an invalid judgement, counted like the others.
-        meta = next(iter((s.scores or {}).values()), None)
-        meta = (meta.metadata if meta is not None else None) or {}
+        score = next(iter((s.scores or {}).values()), None)
+        meta = (score.metadata if score is not None else None) or {}
         if meta.get("winner") and meta.get("loser"):
             matches.append((meta["winner"], meta["loser"]))
         else:

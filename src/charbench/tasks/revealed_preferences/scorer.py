@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from inspect_ai.model import get_model
 from inspect_ai.scorer import Metric, SampleScore, Score, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
-from charbench.errors import TaskParameterError
+from charbench.errors import CharbenchError, TaskParameterError
 from charbench.judges.likelihood import trait_likelihood_choice
 from charbench.judges.trait_judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE, judge_config, judge_trait_choice
 from charbench.prompts import hash_id
@@ -24,6 +26,14 @@ MIN_APPEARANCES_PER_TRAIT = 30
 MAX_NOISE_SHARE = 0.5
 
 
+def sample_meta(s: SampleScore) -> dict[str, Any]:
+    """The sample's metadata; this task's samples always carry it, so its absence means a foreign or damaged log."""
+    if s.sample_metadata is None:
+        raise CharbenchError(f"sample {s.sample_id} has no metadata (trait_1, trait_2, ...); score a log written by "
+                             "charbench/revealed_preferences or its judge validation.")
+    return s.sample_metadata
+
+
 def _pair(meta: dict, index: dict[str, int], prefix: str = "") -> tuple[int, int] | None:
     winner, loser = meta.get(f"{prefix}winner"), meta.get(f"{prefix}loser")
     return (index[winner], index[loser]) if winner in index and loser in index else None
@@ -34,7 +44,7 @@ def matches_from_scores(scores: list[SampleScore], prefix: str = "") -> tuple[li
 
     ``prefix="null_"`` reads the null-control judgements instead of the real ones.
     """
-    traits = sorted({s.sample_metadata[k] for s in scores for k in ("trait_1", "trait_2")} if scores else set())
+    traits = sorted({sample_meta(s)[k] for s in scores for k in ("trait_1", "trait_2")} if scores else set())
     index = {t: i for i, t in enumerate(traits)}
     pairs = [_pair(s.score.metadata or {}, index, prefix) for s in scores]
     return traits, [p for p in pairs if p is not None], sum(p is None for p in pairs)
@@ -60,7 +70,7 @@ def elo_summary(scores: list[SampleScore], n_boot: int = 200, seed: int = 0, n_o
     corrected interval carries the covariance between the two fits.
     """
     n = len(scores)
-    traits = sorted({s.sample_metadata[k] for s in scores for k in ("trait_1", "trait_2")} if scores else set())
+    traits = sorted({sample_meta(s)[k] for s in scores for k in ("trait_1", "trait_2")} if scores else set())
     index = {t: i for i, t in enumerate(traits)}
     real = [_pair(s.score.metadata or {}, index) for s in scores]
     has_null = any("null_winner" in (s.score.metadata or {}) for s in scores)
@@ -78,7 +88,7 @@ def elo_summary(scores: list[SampleScore], n_boot: int = 200, seed: int = 0, n_o
     appearances = np.bincount(np.array([real[i] for i in valid]).ravel(), minlength=k)
     # The prompt is the independent unit: when n_matches exceeds the prompt set, prompts repeat, and their
     # matches are resampled together (each sample gets its prompt's multiplicity).
-    prompt_ids = [str(s.sample_metadata.get("prompt_id", s.sample_id)) for s in scores]
+    prompt_ids = [str(sample_meta(s).get("prompt_id", s.sample_id)) for s in scores]
     unit_index = {u: i for i, u in enumerate(dict.fromkeys(prompt_ids))}
     unit_of = np.array([unit_index[u] for u in prompt_ids])
     weights = resample_weights(len(unit_index), n_boot, seed)[:, unit_of] if n_boot > 0 else np.ones((1, n))

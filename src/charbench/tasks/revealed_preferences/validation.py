@@ -13,6 +13,7 @@ from charbench.judges.likelihood import trait_likelihood_choice
 from charbench.judges.trait_judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE, judge_config, judge_trait_choice
 from charbench.prompts import load_prompt_set
 from charbench.stats import mean_estimate
+from charbench.tasks.revealed_preferences.scorer import sample_meta
 
 # Forcing wording differs from the likelihood judge's hypothesis wording on purpose.
 FORCE_TRAIT = "For this whole conversation, be {trait}. Let being {trait} shape every sentence you write, without naming the trait."
@@ -37,7 +38,7 @@ def judge_accuracy() -> Metric:
     """Share of all samples where the judge named the forced trait (invalid counts as wrong), with a CI."""
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
-        correct = [float(s.score.answer == s.sample_metadata["true_trait"]) for s in scores]
+        correct = [float(s.score.answer == sample_meta(s)["true_trait"]) for s in scores]
         est = mean_estimate(correct)
         invalid = sum(1 for s in scores if s.score.answer == "INVALID")
         truncated = sum(1 for s in scores if (s.score.metadata or {}).get("problem") == "truncated")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from charbench.tasks.contract import BootstrapOver, ContractMetric, TaskContract
 
 
@@ -9,7 +11,8 @@ def point_metrics(scores: list) -> dict[str, float]:
     """The task's figures without their inner bootstrap (n_boot=0), for the gate's paired resampling."""
     from charbench.tasks.value_conflict.scorer import value_conflict_metrics
 
-    return value_conflict_metrics(n_boot=0)(scores)
+    # Inspect types a metric's result as any Value; this task's metrics return a flat dict of floats.
+    return cast(dict[str, float], value_conflict_metrics(n_boot=0)(scores))
 
 
 # The six (forced) or three (free) samples of a scenario share its wording, so the scenario is the unit.

@@ -302,11 +302,12 @@ def free_judge_scorer(judge_method: str = "generate", judge_max_tokens: int = 51
                 return _score(None, state, "judge_tie", "INVALID", None, **extra)
             return _score(label, state, None, label, None, **extra)
         extra = {"judge_labels": verdicts}
-        if None in verdicts:
+        first_label, second_label = verdicts
+        if first_label is None or second_label is None:
             return _score(None, state, "judge_unparseable", "INVALID", explanation, **extra)
-        if verdicts[0] != verdicts[1]:
+        if first_label != second_label:
             return _score(None, state, "judge_order_inconsistent", "INVALID", explanation, **extra)
-        return _score(verdicts[0], state, None, verdicts[0], explanation, **extra)
+        return _score(first_label, state, None, first_label, explanation, **extra)
 
     return score
 

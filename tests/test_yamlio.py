@@ -65,3 +65,26 @@ def test_callers_use_the_shared_messages(tmp_path):
         load_constitution(listed)
     with pytest.raises(CharbenchError, match="top level must be a mapping.*docs/ci.md"):
         load_rules(listed)
+
+
+SUITE = "name: s\nversion: 1\npersonas: [sarcastic]\nclassifier: {}\nsteer_coef: 0.5\ngenerate: {}\ntasks: []\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ("version: 1", "version: one", "version must be a positive integer"),
+        ("personas: [sarcastic]", "personas: sarcastic", "personas must be a non-empty list"),
+        ("steer_coef: 0.5", "steer_coef: high", "steer_coef must be a number"),
+        ("generate: {}", "generate: [1]", "generate must be a mapping"),
+        ("tasks: []", "tasks: [coherence]", "tasks must be a list of mappings"),
+    ],
+)
+def test_suite_fields_are_checked(tmp_path, old, new, needle):
+    good = tmp_path / "good.yaml"
+    good.write_text(SUITE, encoding="utf-8")
+    assert load_suite(str(good)).personas == ["sarcastic"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SUITE.replace(old, new), encoding="utf-8")
+    with pytest.raises(CharbenchError, match=needle):
+        load_suite(str(bad))

@@ -14,15 +14,49 @@ SUITE_DIR = Path(str(resources.files("charbench").joinpath("evals", "suites")))
 
 @dataclass
 class Suite:
+    """One benchmark suite, read from YAML (see the built-in ``charbench/evals/suites/*.yaml``).
+
+    Top-level fields are checked here, each problem named with the fix; the task entries are checked by the runner
+    against the task registry, which this module does not import.
+    """
+
     name: str
+    """Suite name; it names the run folder and appears in every log's metadata."""
     version: int
+    """Bumped whenever a change would move the suite's numbers; logged beside the results."""
     personas: list[str]
+    """Built-in persona names or constitution paths; the first is the persona of single-persona tasks."""
     classifier: dict
+    """Persona-classifier settings for tasks that need one: ``kind``, ``encoder``, ``n_prompts``."""
     steer_coef: float
+    """Total steering push for the ``steered`` variant, spread over the steered layers."""
     generate: dict
+    """Generation settings passed to every task (``max_tokens``, ``temperature``, ``top_p``, ``seed``)."""
     tasks: list[dict] = field(default_factory=list)
-    # The judge of every task that has one, the same model for every variant (see charbench.evals.runner).
+    """Entries with ``task``, ``variants`` and optionally ``id``, ``args``, ``opponent``, ``opponent_steer_coef``."""
     judge: str | None = None
+    """The judge of every task that has one, the same model for every variant (see charbench.evals.runner)."""
+
+    def __post_init__(self) -> None:
+        where = f"suite {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise CharbenchError(f"suite name must be a non-empty string, got {self.name!r}. Fix: name: my-suite")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise CharbenchError(f"{where}: version must be a positive integer, got {self.version!r}. Fix: version: 1")
+        if not isinstance(self.personas, list) or not self.personas or not all(isinstance(x, str) for x in self.personas):
+            raise CharbenchError(f"{where}: personas must be a non-empty list of persona names or paths, got "
+                                 f"{self.personas!r}. Fix: personas: [sarcastic, humorous]")
+        for key in ("classifier", "generate"):
+            if not isinstance(getattr(self, key), dict):
+                raise CharbenchError(f"{where}: {key} must be a mapping, got {getattr(self, key)!r}. "
+                                     "Fix: see the built-in suites for the keys")
+        if isinstance(self.steer_coef, bool) or not isinstance(self.steer_coef, (int, float)):
+            raise CharbenchError(f"{where}: steer_coef must be a number, got {self.steer_coef!r}. Fix: steer_coef: 0.5")
+        if not isinstance(self.tasks, list) or not all(isinstance(e, dict) for e in self.tasks):
+            raise CharbenchError(f"{where}: tasks must be a list of mappings, got {self.tasks!r}. "
+                                 "Fix: - {task: coherence, variants: [prompted]}")
+        if self.judge is not None and not isinstance(self.judge, str):
+            raise CharbenchError(f"{where}: judge must be a model name, got {self.judge!r}. Fix: judge: provider/model")
 
 
 def suite_names() -> list[str]:

@@ -51,3 +51,19 @@ def test_bad_declarations_and_unknown_metrics_are_named():
         resolve_statistic("os:system")
     with pytest.raises(CharbenchError, match="malformed"):
         TaskContract.from_metadata({"task": "x"})
+
+
+def test_every_task_folder_is_found_and_registered_without_a_central_list():
+    import importlib
+    import pkgutil
+
+    from inspect_ai._util.registry import registry_lookup
+
+    import charbench._registry  # noqa: F401  (the Inspect entry point)
+    import charbench.tasks as tasks
+
+    folders = [i.name for i in pkgutil.iter_modules(tasks.__path__) if i.ispkg]
+    exported = {n for f in folders for n in importlib.import_module(f"charbench.tasks.{f}").__all__}
+    assert exported and exported == set(tasks.__all__)
+    for name in exported:
+        assert registry_lookup("task", f"charbench/{name}") is getattr(tasks, name)

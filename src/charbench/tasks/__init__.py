@@ -1,25 +1,15 @@
-"""Inspect tasks; each lives in its own folder with its scorer, solver, contract and README."""
+"""Inspect tasks: one folder per task with its task, scorer, contract, README and tests.
 
-from charbench.tasks.break_character import break_character, persona_responses
-from charbench.tasks.capability import arc_challenge, hellaswag, mmlu, truthfulqa_mc, winogrande
-from charbench.tasks.coherence import coherence
-from charbench.tasks.prefill_attack import prefill_attack
-from charbench.tasks.reflective_stability import reflective_stability
-from charbench.tasks.revealed_preferences import revealed_preferences, trait_judge_validation
-from charbench.tasks.value_conflict import value_conflict
+Each folder's ``__init__`` exports its ``@task`` functions in ``__all__``; they are gathered here by walking the
+folders, so adding a task means adding its folder (importing a folder registers its tasks with Inspect).
+"""
 
-__all__ = [
-    "arc_challenge",
-    "break_character",
-    "coherence",
-    "hellaswag",
-    "mmlu",
-    "persona_responses",
-    "prefill_attack",
-    "reflective_stability",
-    "revealed_preferences",
-    "trait_judge_validation",
-    "truthfulqa_mc",
-    "value_conflict",
-    "winogrande",
-]
+import importlib
+import pkgutil
+
+__all__: list[str] = []
+for _folder in sorted(info.name for info in pkgutil.iter_modules(__path__) if info.ispkg):
+    _module = importlib.import_module(f"{__name__}.{_folder}")
+    for _name in getattr(_module, "__all__", ()):
+        globals()[_name] = getattr(_module, _name)
+        __all__.append(_name)

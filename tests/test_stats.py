@@ -133,3 +133,12 @@ def test_bootstrap_statistic_counts_and_reports_nan_draws():
     assert "failed draws" in str(est)
     clean = bootstrap_statistic(list(range(40)), lambda xs: float(np.mean(xs)), n_boot=200)
     assert clean.n_failed_draws == 0
+
+
+def test_estimate_as_metrics_names_the_interval_and_reports_failed_draws():
+    from charbench.stats import Estimate
+
+    assert Estimate(0.5, 0.4, 0.6, 10).as_metrics("adherence") == {
+        "adherence": 0.5, "adherence_low": 0.4, "adherence_high": 0.6}
+    with_failures = Estimate(0.5, 0.4, 0.6, 10, n_failed_draws=7).as_metrics("adherence")
+    assert with_failures["adherence_failed_draws"] == 7.0

@@ -33,6 +33,13 @@ class Estimate:
     se: float = float("nan")
     n_failed_draws: int = 0
 
+    def as_metrics(self, name: str) -> dict[str, float]:
+        """Metric entries ``name``, ``name_low``, ``name_high`` (and ``name_failed_draws`` when any draw failed)."""
+        out = {name: self.value, f"{name}_low": self.low, f"{name}_high": self.high}
+        if self.n_failed_draws:
+            out[f"{name}_failed_draws"] = float(self.n_failed_draws)
+        return out
+
     def __str__(self) -> str:
         failed = f", {self.n_failed_draws} failed draws" if self.n_failed_draws else ""
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}] (n={self.n}{failed})"

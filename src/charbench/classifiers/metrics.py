@@ -114,7 +114,7 @@ def validation_card(pred: list[str], true: list[str], all_labels: list[str], tra
     f1 = macro_f1_estimate(true, pred, labels, groups=val_groups, n_boot=500)
     return {
         "val_accuracy": float(accuracy_score(true, pred)),
-        "val_macro_f1": f1.value, "val_macro_f1_low": f1.low, "val_macro_f1_high": f1.high,
+        **f1.as_metrics("val_macro_f1"),
         "val_interval_unit": "prompt" if val_groups is not None else "response", "n_val_units": f1.n,
         "n_val": len(true), "n_train": len(train_idx),
         "n_per_class": dict(Counter(all_labels)),

@@ -71,7 +71,7 @@ def swap_summary(records: list[dict], n_boot: int = 500, seed: int = 0) -> dict[
     out["n"] = float(len(units))
 
     def add(name: str, est: Estimate) -> None:
-        out[name], out[f"{name}_low"], out[f"{name}_high"] = est.value, est.low, est.high
+        out.update(est.as_metrics(name))
 
     add("retention_margin", bootstrap_statistic(units, retention_margin, n_boot=n_boot, seed=seed))
     add("switch_rate", bootstrap_statistic(units, switch_rate, n_boot=n_boot, seed=seed))
@@ -186,7 +186,7 @@ def iterate_summary(records: list[dict], n_boot: int = 500, seed: int = 0) -> di
     }
     for name, key in (("steps", "n_steps"), ("drift", "drift"), ("survival", "survival")):
         est = bootstrap_statistic([r[key] for r in valid], lambda xs: _mean(xs), n_boot=n_boot, seed=seed)
-        out[name], out[f"{name}_low"], out[f"{name}_high"] = est.value, est.low, est.high
+        out.update(est.as_metrics(name))
     fixed = [r["steps_to_fixed_point"] for r in valid if r.get("steps_to_fixed_point") is not None]
     out["steps_to_fixed_point"] = _mean(fixed)
     width = max((len(r["survived"]) for r in valid), default=0)

@@ -42,8 +42,7 @@ def judge_accuracy() -> Metric:
         est = mean_estimate(correct)
         invalid = sum(1 for s in scores if s.score.answer == "INVALID")
         truncated = sum(1 for s in scores if (s.score.metadata or {}).get("problem") == "truncated")
-        return {"accuracy": est.value, "accuracy_low": est.low, "accuracy_high": est.high,
-                "n": float(est.n), "invalid": float(invalid), "truncated": float(truncated), "chance": 0.5}
+        return {**est.as_metrics("accuracy"), "n": float(est.n), "invalid": float(invalid), "truncated": float(truncated), "chance": 0.5}
 
     return compute
 

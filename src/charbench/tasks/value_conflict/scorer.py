@@ -169,7 +169,7 @@ def value_conflict_summary(records: list[dict], n_boot: int = 500, seed: int = 0
         return ps.cluster_bootstrap(decided, lambda r: r["scenario_id"], stat, n_boot=n_boot, seed=seed)
 
     def add(name: str, est: ps.Estimate) -> None:
-        out[name], out[f"{name}_low"], out[f"{name}_high"] = est.value, est.low, est.high
+        out.update(est.as_metrics(name))
 
     add("priority_adherence", boot(lambda rs: ps.priority_adherence(_outcomes(rs), ranks)))
     out["n_ranked_conflicts"] = float(sum(ranks[w] != ranks[l] for w, l in _outcomes(decided)))

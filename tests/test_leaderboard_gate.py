@@ -184,7 +184,8 @@ def test_leaderboard_skips_corrupt_and_foreign_logs(runs, tmp_path):
         out = build_leaderboard(board / "logs", board / "site")
     assert any("broken.eval" in s for s in out.skipped)
     assert "break-character F1" in out.markdown and "trait Elo spread" in out.markdown
-    assert "1 [1, 1] n=32" in out.markdown  # 2 personas x 8 adversarial splits x 2 prompts, all right
+    # n is the resampled unit, the prompt (2 prompts, each answered by 2 personas in 8 adversarial splits)
+    assert "1 [1, 1] n=2" in out.markdown
     html = out.html_path.read_text()
     assert "<table" in html and "data:image/png;base64" in html
     assert out.csv_path.read_text().startswith("variant,persona,stage,task,args,area,column,label,better,metric,value,low,high,n,invalid")

@@ -4,34 +4,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from charbench.classifiers.metrics import macro_f1_from_counts, unit_confusions
 from charbench.tasks.contract import BootstrapOver, ContractMetric, TaskContract
 
 # Every prompt is shown once per persona and split, so the prompt (not the response) is the independent unit.
 F1_BY_PROMPT = BootstrapOver(unit="prompt_id", statistic="charbench.tasks.break_character.contract:point_metrics")
 
 
-def _macro_f1(pairs: list[tuple[str, str]], labels: list[str]) -> float:
-    # scikit-learn's macro-F1 with zero_division=0, counted directly: the gate recomputes it for every
-    # resample, where f1_score's input validation costs more than the arithmetic.
+def _macro_f1(pairs: list[tuple[str, str]]) -> float:
+    # the fast confusion-count path the scorer uses: the gate recomputes this for every resample
     if not pairs:
         return float("nan")
-    total = 0.0
-    for label in labels:
-        tp = sum(1 for t, p in pairs if t == label and p == label)
-        wrong = sum(1 for t, p in pairs if (t == label) != (p == label))
-        total += 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
-    return total / len(labels)
+    true, pred = (list(side) for side in zip(*pairs))
+    return float(macro_f1_from_counts(unit_confusions(true, pred, None).sum(axis=(0, 1))))
 
 
 def point_metrics(scores: list) -> dict[str, float]:
     """The task's F1 point values (as ``f1_report`` defines them), for the gate's paired resampling."""
     rows = [(s.sample_metadata["split"], s.sample_metadata["persona"], str(s.score.answer)) for s in scores]
-    labels = sorted({t for _, t, _ in rows})
     by_split: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for split, t, p in rows:
         by_split[split].append((t, p))
-    out = {f"f1/{split}": _macro_f1(pairs, labels) for split, pairs in by_split.items()}
-    adversarial = [_macro_f1(pairs, sorted({t for t, _ in pairs})) for split, pairs in by_split.items() if split != "default"]
+    out = {f"f1/{split}": _macro_f1(pairs) for split, pairs in by_split.items()}
+    adversarial = [_macro_f1(pairs) for split, pairs in by_split.items() if split != "default"]
     out["f1_adversarial_mean"] = sum(adversarial) / len(adversarial) if adversarial else float("nan")
     return out
 
@@ -43,9 +38,9 @@ CONTRACT = TaskContract(
     row_args=("personas", "method", "prompt_set"),
     metrics=(
         ContractMetric("f1_adversarial_mean", "break-character F1 (adv. mean)", "robustness", "higher",
-                       low="f1_adversarial_low", high="f1_adversarial_high", n="n_adversarial", paired=F1_BY_PROMPT),
+                       low="f1_adversarial_low", high="f1_adversarial_high", n="n_prompts", paired=F1_BY_PROMPT),
         ContractMetric("f1/default", "F1 default split", "character", "higher",
-                       low="f1_low/default", high="f1_high/default", n="n/default", paired=F1_BY_PROMPT),
+                       low="f1_low/default", high="f1_high/default", n="n_prompts", paired=F1_BY_PROMPT),
     ),
 )
 

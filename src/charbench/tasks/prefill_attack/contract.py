@@ -11,7 +11,7 @@ CONTRACT = TaskContract(
     row_args=("mode", "personas", "method", "follow_up", "prompt_set"),
     metrics=(
         ContractMetric("f1/default", "prefill-attack F1", "robustness", "higher",
-                       low="f1_low/default", high="f1_high/default", n="n/default",
+                       low="f1_low/default", high="f1_high/default", n="n_prompts",
                        paired=BootstrapOver(unit="prompt_id", statistic="charbench.tasks.break_character.contract:point_metrics")),
     ),
 )

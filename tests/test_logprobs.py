@@ -147,3 +147,32 @@ def test_cached_equals_uncached_on_the_embedded_model_arc_25_shot():
     assert [c.n_tokens for c in cached] == [p.n_tokens for p in plain]
     for c, p in zip(cached, plain):
         assert c.logprob == pytest.approx(p.logprob, abs=1e-4)
+
+
+def test_a_short_reply_batched_beside_a_long_one_keeps_its_own_usage(tiny, tiny_checkpoint):
+    import asyncio
+
+    from inspect_ai.model import GenerateConfig, ModelOutput, ModelUsage
+
+    from charbench.models.provider import with_own_usage
+
+    _, tokenizer = tiny
+    # what Inspect's transformers provider reports: the batch's padded length for every reply, no stop reason
+    padded = ModelUsage(input_tokens=20, output_tokens=64, total_tokens=84)
+    short = ModelOutput.from_content("tiny", "carbon dioxide")
+    short.usage = padded
+    own = with_own_usage(short, tokenizer, max_tokens=64)
+    n = len(tokenizer("carbon dioxide", add_special_tokens=False)["input_ids"])
+    assert own.usage.output_tokens == n < 64 and own.usage.total_tokens == 20 + n
+    assert own.choices[0].stop_reason == "stop"
+
+    long_text = " ".join(["carbon"] * 200)
+    cut = ModelOutput.from_content("tiny", long_text)
+    cut.usage = padded
+    assert with_own_usage(cut, tokenizer, max_tokens=64).choices[0].stop_reason == "max_tokens"
+
+    # through the provider: every reply carries a stop reason consistent with its own length
+    model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    out = asyncio.run(model.generate("Hello", config=GenerateConfig(max_tokens=5, temperature=0)))
+    assert (out.stop_reason == "max_tokens") == (out.usage.output_tokens >= 5)
+    assert out.usage.output_tokens == len(tokenizer(out.completion, add_special_tokens=False)["input_ids"])

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from inspect_ai.model import ChatMessage, ChatMessageSystem, GenerateConfig, modelapi
+from inspect_ai.model import ChatMessage, ChatMessageSystem, GenerateConfig, ModelOutput, modelapi
 from inspect_ai.model._providers.hf import HuggingFaceAPI
 from inspect_ai.tool import ToolInfo
 
@@ -97,6 +97,22 @@ def refuse_pickle_only(checkpoint: str) -> None:
             f"checkpoint {folder} has only pickle weights ({', '.join(pickles)}), and loading pickle can run code. "
             "Fix: convert it once with model.save_pretrained(path) (transformers writes safetensors), or, if you "
             "trust the files, opt in with -M allow_pickle=true.")
+
+
+def with_own_usage(output: ModelOutput, tokenizer: Any, max_tokens: int | None) -> ModelOutput:
+    """The reply's own output-token count and stop reason.
+
+    Inspect's transformers provider gives every reply of a batch the batch's padded length as its output tokens
+    and no stop reason, so a short reply batched beside a long one looked cut off at its budget (judges counted
+    it as truncated). The reply is re-tokenised instead; reaching ``max_tokens`` means it was cut off.
+    """
+    if not output.choices or output.usage is None:
+        return output
+    own = len(tokenizer(output.completion, add_special_tokens=False)["input_ids"])
+    usage = output.usage.model_copy(update={"output_tokens": own, "total_tokens": output.usage.input_tokens + own})
+    stop = "max_tokens" if max_tokens is not None and own >= max_tokens else "stop"
+    choices = [output.choices[0].model_copy(update={"stop_reason": stop}), *output.choices[1:]]
+    return output.model_copy(update={"usage": usage, "choices": choices})
 
 
 @modelapi(name="charbench")
@@ -162,7 +178,8 @@ class CharbenchModelAPI(HuggingFaceAPI):
         # "temperature 0" (what judges ask for) meaning what it means on every other provider.
         if config.temperature == 0:
             config = config.model_copy(update={"temperature": 1.0, "top_k": 1, "top_p": None})
-        return await super().generate(input, tools, tool_choice, config)
+        output = await super().generate(input, tools, tool_choice, config)
+        return with_own_usage(output, self.tokenizer, config.max_tokens)
 
     def _check_per_sample_persona(self) -> None:
         # Without this a single-persona task would silently run a "+prompted" model as the base model.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from helpers import mock_model
 from inspect_ai import eval as inspect_eval
 
 from charbench.cli import _environment_defaults, build_parser, main
 from charbench.errors import TaskParameterError
-from helpers import mock_model
 
 
 def one_error_line(capsys) -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from charbench.errors import CharbenchError
 
-
 # Commands that read only local files. `run` (a suite may name Hub datasets or checkpoints) and `classifier
 # train` with a Hub encoder are left to the user's own HF_HUB_OFFLINE setting.
 OFFLINE_COMMANDS = ("models", "constitutions", "tasks", "demo", "leaderboard", "gate", "compare-elo")

@@ -23,6 +23,7 @@ from typing import Any
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import (
+    ChatMessage,
     ChatMessageAssistant,
     ChatMessageSystem,
     ChatMessageUser,
@@ -31,6 +32,7 @@ from inspect_ai.model import (
     get_model,
 )
 from inspect_ai.solver import Generate, TaskState, generate, solver
+from inspect_ai.util import DisplayType
 
 from charbench.constitutions import Constitution, load_constitution
 from charbench.errors import CharbenchError, ModelPathError, TaskParameterError
@@ -108,7 +110,7 @@ def teacher_and_student(system: str, prefill: str | None, config: GenerateConfig
         prompt = state.input_text
         teacher = get_model(role="teacher", required=True)
         student = get_model(role="student", required=True)
-        messages = [ChatMessageSystem(content=system), ChatMessageUser(content=prompt)]
+        messages: list[ChatMessage] = [ChatMessageSystem(content=system), ChatMessageUser(content=prompt)]
         if prefill:
             messages.append(ChatMessageAssistant(content=prefill))
         t = await teacher.generate(messages, config=config)
@@ -159,7 +161,7 @@ def _write_spec(folder: Path, name: str, spec: dict) -> tuple[str, str]:
     return str(path.resolve()), hashlib.sha256(data).hexdigest()
 
 
-def _run(task_obj: Task, log_dir: Path, model: Model, roles: dict[str, Model], display: str):
+def _run(task_obj: Task, log_dir: Path, model: Model, roles: dict[str, Model], display: DisplayType):
     """One eval set in its own folder: a finished one is read back, an interrupted one resumes."""
     from inspect_ai import eval_set
     from inspect_ai.log import read_eval_log
@@ -179,7 +181,7 @@ def _subfolder(key: dict) -> str:
 
 
 def expand_prompts(constitution: Constitution, settings: DistillSettings, expander: Model, logs: Path,
-                   existing: list[tp.TrainingPrompt], evaluation: set[str], display: str
+                   existing: list[tp.TrainingPrompt], evaluation: set[str], display: DisplayType
                    ) -> tuple[list[tp.TrainingPrompt], dict]:
     n = settings.expand_per_assertion
     spec = {"requests": [tp.expansion_request(constitution, a, n) for a in constitution.assertions],
@@ -324,7 +326,7 @@ def _remove_new(root: Path, before: set[Path]) -> None:
 
 
 def generate_data(settings: DistillSettings, constitution: Constitution, out: Path, tokenizer: Any,
-                  max_length: int, display: str = "none") -> dict:
+                  max_length: int, display: DisplayType = "none") -> dict:
     """Prompts, generation, pairs: writes ``<out>/pairs.jsonl``; returns what the card records."""
     evaluation = tp.evaluation_prompts(settings.prompt_set, settings.prompt_revision)
     own = tp.constitution_prompts(constitution)
@@ -381,7 +383,7 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
 
 
 def distill(settings: DistillSettings, out_dir: str | Path, config: CharacterDPOConfig | None = None,
-            checkpoint: str | None = None, display: str = "none", train: bool = True) -> dict:
+            checkpoint: str | None = None, display: DisplayType = "none", train: bool = True) -> dict:
     """Run the whole stage; returns the card. Every input is checked before anything is written."""
     from transformers import AutoTokenizer
 
@@ -390,7 +392,7 @@ def distill(settings: DistillSettings, out_dir: str | Path, config: CharacterDPO
     _check_settings(settings)
     constitution = load_constitution(settings.constitution)
     base = student_checkpoint(settings.student, checkpoint)
-    identity = {"stage": STAGE, "base_checkpoint": base, "constitution": asdict(constitution),
+    identity: dict[str, Any] = {"stage": STAGE, "base_checkpoint": base, "constitution": asdict(constitution),
                 "settings": settings.identity(), "config": asdict(config)}
     key = run_key(identity)
     previous = check_out_dir(out, key, STAGE)

@@ -19,7 +19,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/charbench demo
 
+# lint and type checks first: they take seconds and fail before the slower tests start
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-all: $(STAMP)

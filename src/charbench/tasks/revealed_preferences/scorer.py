@@ -39,17 +39,6 @@ def _pair(meta: dict, index: dict[str, int], prefix: str = "") -> tuple[int, int
     return (index[winner], index[loser]) if winner in index and loser in index else None
 
 
-def matches_from_scores(scores: list[SampleScore], prefix: str = "") -> tuple[list[str], list[tuple[int, int]], int]:
-    """(traits, (winner, loser) index pairs, number of invalid judgements) from sample scores.
-
-    ``prefix="null_"`` reads the null-control judgements instead of the real ones.
-    """
-    traits = sorted({sample_meta(s)[k] for s in scores for k in ("trait_1", "trait_2")} if scores else set())
-    index = {t: i for i, t in enumerate(traits)}
-    pairs = [_pair(s.score.metadata or {}, index, prefix) for s in scores]
-    return traits, [p for p in pairs if p is not None], sum(p is None for p in pairs)
-
-
 def _spread_metrics(name: str, point: np.ndarray, draws: np.ndarray) -> dict[str, float]:
     spread = np.std(draws, axis=1)
     nc = noise_corrected_spread(point, draws)

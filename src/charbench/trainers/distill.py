@@ -40,6 +40,7 @@ from charbench.paper import persona_system_prompt
 from charbench.trainers import prompts as tp
 from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, run_key, write_card
 from charbench.trainers.config import CharacterDPOConfig
+from charbench.trainers.steps import read_spec, run_step, write_spec
 
 STAGE = "dpo"
 PAIRS_NAME = "pairs.jsonl"
@@ -126,17 +127,10 @@ def teacher_and_student(system: str, prefill: str | None, config: GenerateConfig
     return solve
 
 
-def _read_spec(spec_file: str, spec_sha256: str) -> dict:
-    data = Path(spec_file).read_bytes()
-    if hashlib.sha256(data).hexdigest() != spec_sha256:
-        raise TaskParameterError(f"{spec_file} changed since this run started. Fix: use a new --out folder.")
-    return json.loads(data)
-
-
 @task
 def distill_generate(spec_file: str, spec_sha256: str) -> Task:
     """Teacher (system prompt + constitution) and student (bare prompt) answer every training prompt."""
-    spec = _read_spec(spec_file, spec_sha256)
+    spec = read_spec(spec_file, spec_sha256)
     config = GenerateConfig(**spec["generate_config"])
     samples = [Sample(id=p["id"], input=p["text"], metadata={"source": p["source"]}) for p in spec["prompts"]]
     return Task(dataset=MemoryDataset(samples, name="distill_prompts"),
@@ -146,30 +140,10 @@ def distill_generate(spec_file: str, spec_sha256: str) -> Task:
 @task
 def distill_expand(spec_file: str, spec_sha256: str) -> Task:
     """One request per assertion for more user prompts in the spirit of the hand-written ones."""
-    spec = _read_spec(spec_file, spec_sha256)
+    spec = read_spec(spec_file, spec_sha256)
     samples = [Sample(id=f"a{i:03d}", input=text, metadata={"assertion": i}) for i, text in enumerate(spec["requests"])]
     return Task(dataset=MemoryDataset(samples, name="distill_expansion"),
                 solver=generate(), config=GenerateConfig(**spec["generate_config"]), version=1)
-
-
-def _write_spec(folder: Path, name: str, spec: dict) -> tuple[str, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(spec, sort_keys=True, indent=1).encode()
-    path = folder / name
-    if not path.exists() or path.read_bytes() != data:
-        path.write_bytes(data)
-    return str(path.resolve()), hashlib.sha256(data).hexdigest()
-
-
-def _run(task_obj: Task, log_dir: Path, model: Model, roles: dict[str, Model], display: DisplayType):
-    """One eval set in its own folder: a finished one is read back, an interrupted one resumes."""
-    from inspect_ai import eval_set
-    from inspect_ai.log import read_eval_log
-
-    _ok, logs = eval_set(task_obj, log_dir=str(log_dir), model=model, model_roles=roles or None, display=display,
-                         fail_on_error=False, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
-                         max_connections=8)
-    return read_eval_log(logs[0].location)
 
 
 def _model(spec: str | Model, args: dict) -> Model:
@@ -188,8 +162,8 @@ def expand_prompts(constitution: Constitution, settings: DistillSettings, expand
             "generate_config": {"temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": 2048,
                                 "seed": settings.seed}}
     folder = logs / f"expand-{_subfolder({'spec': spec, 'model': str(expander)})}"
-    spec_file, sha = _write_spec(folder, "spec.json", spec)
-    log = _run(distill_expand(spec_file, sha), folder / "eval", expander, {"expander": expander}, display)
+    spec_file, sha = write_spec(folder, "spec.json", spec)
+    log = run_step(distill_expand(spec_file, sha), folder / "eval", expander, {"expander": expander}, display)
     kept: list[tp.TrainingPrompt] = []
     totals = {"asked": n * len(constitution.assertions), "errored": 0}
     texts = [p.text for p in existing]
@@ -350,8 +324,8 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
     spec = {"prompts": [p.as_dict() for p in chosen], "system": system, "prefill": prefill,
             "generate_config": _generate_config(settings).model_dump(exclude_none=True)}
     folder = logs / f"generate-{_subfolder({'spec': spec, 'teacher': str(teacher), 'student': str(student)})}"
-    spec_file, sha = _write_spec(folder, "spec.json", spec)
-    log = _run(distill_generate(spec_file, sha), folder / "eval", teacher,
+    spec_file, sha = write_spec(folder, "spec.json", spec)
+    log = run_step(distill_generate(spec_file, sha), folder / "eval", teacher,
                {"teacher": teacher, "student": student}, display)
     by_id = {p.id: p for p in chosen}
     samples = [{"id": str(s.id), "prompt": by_id[str(s.id)].text, "source": by_id[str(s.id)].source,

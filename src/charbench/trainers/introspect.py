@@ -45,12 +45,14 @@ from inspect_ai.model import (
     get_model,
 )
 from inspect_ai.solver import Generate, TaskState, solver
+from inspect_ai.util import DisplayType
 
 from charbench.constitutions import Constitution, load_constitution
 from charbench.errors import CharbenchError, ModelPathError, TaskParameterError
 from charbench.paper import persona_system_prompt, self_reflection, teacher_template
 from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, read_card, run_key, write_card
 from charbench.trainers.config import CharacterSFTConfig
+from charbench.trainers.steps import read_spec, run_step, write_spec
 
 STAGE = "sft"
 ABLATIONS = ("full", "sr-only", "si-only")
@@ -188,17 +190,10 @@ def introspection_turns(turns: int, reflection: GenerateConfig, interaction: Gen
     return solve
 
 
-def _read_spec(spec_file: str, spec_sha256: str) -> dict:
-    data = Path(spec_file).read_bytes()
-    if hashlib.sha256(data).hexdigest() != spec_sha256:
-        raise TaskParameterError(f"{spec_file} changed since this run started. Fix: use a new --out folder.")
-    return json.loads(data)
-
-
 @task
 def introspect_generate(spec_file: str, spec_sha256: str) -> Task:
     """Self-reflections and self-interactions by the model under training (appendix B)."""
-    spec = _read_spec(spec_file, spec_sha256)
+    spec = read_spec(spec_file, spec_sha256)
     samples = []
     for s in spec["samples"]:
         if s["kind"] == "reflection":
@@ -226,17 +221,6 @@ def sample_specs(settings: IntrospectSettings, constitution: Constitution) -> li
                       "opener": rng.choice(OPENERS),
                       "system": interaction_system_prompt(constitution, settings.name, guidance)})
     return specs
-
-
-def _run(task_obj: Task, log_dir: Path, model: Model, display: str):
-    """A finished eval set is read back; an interrupted one resumes with its finished samples kept."""
-    from inspect_ai import eval_set
-    from inspect_ai.log import read_eval_log
-
-    _ok, logs = eval_set(task_obj, log_dir=str(log_dir), model=model, display=display,  # type: ignore[arg-type]
-                         fail_on_error=False,
-                         retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False, max_connections=8)
-    return read_eval_log(logs[0].location)
 
 
 def build_examples(samples: list[dict], settings: IntrospectSettings) -> tuple[list[dict], dict]:
@@ -282,7 +266,7 @@ def build_examples(samples: list[dict], settings: IntrospectSettings) -> tuple[l
     return rows, counts
 
 
-def generate_data(settings: IntrospectSettings, constitution: Constitution, out: Path, display: str) -> dict:
+def generate_data(settings: IntrospectSettings, constitution: Constitution, out: Path, display: DisplayType) -> dict:
     model = settings.model if isinstance(settings.model, Model) else get_model(settings.model, memoize=False,
                                                                               **settings.model_args)
     spec: dict[str, Any] = {"samples": sample_specs(settings, constitution), "turns": settings.turns,
@@ -292,12 +276,8 @@ def generate_data(settings: IntrospectSettings, constitution: Constitution, out:
                                                  max_tokens=settings.interaction_max_tokens).model_dump(exclude_none=True)}
     data = json.dumps(spec, sort_keys=True, indent=1).encode()
     folder = out / "logs" / f"generate-{hashlib.sha256(data + str(model).encode()).hexdigest()[:12]}"
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_file = folder / "spec.json"
-    if not spec_file.exists() or spec_file.read_bytes() != data:
-        spec_file.write_bytes(data)
-    log = _run(introspect_generate(str(spec_file.resolve()), hashlib.sha256(data).hexdigest()), folder / "eval",
-               model, display)
+    spec_file, sha = write_spec(folder, "spec.json", spec)
+    log = run_step(introspect_generate(spec_file, sha), folder / "eval", model, None, display)
     by_id = {s["id"]: s for s in spec["samples"]}
     samples = [{**by_id[str(s.id)], "error": bool(s.error), "replies": s.store.get("replies", []),
                 "cut": s.store.get("cut", [])} for s in (log.samples or [])]
@@ -376,7 +356,7 @@ def _check(settings: IntrospectSettings) -> None:
 
 
 def introspect(settings: IntrospectSettings, out_dir: str | Path, config: CharacterSFTConfig | None = None,
-               checkpoint: str | None = None, display: str = "none", train: bool = True) -> dict:
+               checkpoint: str | None = None, display: DisplayType = "none", train: bool = True) -> dict:
     """Run the whole stage; returns the card. Inputs are checked before anything is written."""
     from charbench.trainers.merge import merge_adapters
     from charbench.trainers.sft import prepare_sft_data, train_sft_rows

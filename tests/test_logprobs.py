@@ -175,4 +175,4 @@ def test_a_short_reply_batched_beside_a_long_one_keeps_its_own_usage(tiny, tiny_
     model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
     out = asyncio.run(model.generate("Hello", config=GenerateConfig(max_tokens=5, temperature=0)))
     assert (out.stop_reason == "max_tokens") == (out.usage.output_tokens >= 5)
-    assert out.usage.output_tokens == len(tokenizer(out.completion, add_special_tokens=False)["input_ids"])
+    assert out.usage.output_tokens == min(len(tokenizer(out.completion, add_special_tokens=False)["input_ids"]), 5)

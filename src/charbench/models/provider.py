@@ -104,11 +104,12 @@ def with_own_usage(output: ModelOutput, tokenizer: Any, max_tokens: int | None) 
 
     Inspect's transformers provider gives every reply of a batch the batch's padded length as its output tokens
     and no stop reason, so a short reply batched beside a long one looked cut off at its budget (judges counted
-    it as truncated). The reply is re-tokenised instead; reaching ``max_tokens`` means it was cut off.
+    it as truncated). The reply is re-tokenised instead, capped at the batch length (decoding and re-encoding can
+    merge or split tokens); reaching ``max_tokens`` means it was cut off.
     """
     if not output.choices or output.usage is None:
         return output
-    own = len(tokenizer(output.completion, add_special_tokens=False)["input_ids"])
+    own = min(len(tokenizer(output.completion, add_special_tokens=False)["input_ids"]), output.usage.output_tokens)
     usage = output.usage.model_copy(update={"output_tokens": own, "total_tokens": output.usage.input_tokens + own})
     stop = "max_tokens" if max_tokens is not None and own >= max_tokens else "stop"
     choices = [output.choices[0].model_copy(update={"stop_reason": stop}), *output.choices[1:]]

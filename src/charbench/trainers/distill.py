@@ -35,12 +35,12 @@ from inspect_ai.solver import Generate, TaskState, generate, solver
 from inspect_ai.util import DisplayType
 
 from charbench.constitutions import Constitution, load_constitution
-from charbench.errors import CharbenchError, ModelPathError, TaskParameterError
+from charbench.errors import CharbenchError, TaskParameterError
 from charbench.paper import persona_system_prompt
 from charbench.trainers import prompts as tp
 from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, run_key, write_card
 from charbench.trainers.config import CharacterDPOConfig
-from charbench.trainers.steps import read_spec, run_step, write_spec
+from charbench.trainers.steps import read_spec, run_step, trained_checkpoint, write_spec
 
 STAGE = "dpo"
 PAIRS_NAME = "pairs.jsonl"
@@ -249,28 +249,6 @@ def dpo_rows(pairs: list[dict]) -> list[dict]:
              "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
 
 
-def student_checkpoint(student: str | Model, explicit: str | None) -> str:
-    """The folder DPO trains: ``explicit`` if given, else the checkpoint of a ``charbench/`` student model."""
-    from charbench.models.embedded import resolve_checkpoint
-
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not (path / "config.json").exists():
-            raise ModelPathError(f"--student-checkpoint {explicit}: no checkpoint there (no config.json). "
-                                 "Fix: point at a folder written by save_pretrained.")
-        return str(path.resolve())
-    name = str(student)
-    if not name.startswith("charbench/"):
-        raise TaskParameterError(
-            f"--student {name} is not a charbench/ model, so its weights are not known here. Fix: pass "
-            "--student-checkpoint <folder> with the same model's weights.")
-    resolved = resolve_checkpoint(name.removeprefix("charbench/"))
-    if not Path(resolved).exists():
-        raise ModelPathError(f"--student {name}: '{resolved}' is not a local checkpoint, and training never "
-                             "downloads. Fix: give charbench//<folder> or --student-checkpoint <folder>.")
-    return resolved
-
-
 def _check_settings(settings: DistillSettings) -> None:
     for role, args in (("teacher", settings.teacher_args), ("student", settings.student_args)):
         bad = sorted(set(args) & set(VARIANT_ARGS))
@@ -365,7 +343,7 @@ def distill(settings: DistillSettings, out_dir: str | Path, config: CharacterDPO
     out = Path(out_dir).expanduser().resolve()
     _check_settings(settings)
     constitution = load_constitution(settings.constitution)
-    base = student_checkpoint(settings.student, checkpoint)
+    base = trained_checkpoint(settings.student, checkpoint, "--student", "--student-checkpoint")
     identity: dict[str, Any] = {"stage": STAGE, "base_checkpoint": base, "constitution": asdict(constitution),
                 "settings": settings.identity(), "config": asdict(config)}
     key = run_key(identity)

@@ -48,11 +48,11 @@ from inspect_ai.solver import Generate, TaskState, solver
 from inspect_ai.util import DisplayType
 
 from charbench.constitutions import Constitution, load_constitution
-from charbench.errors import CharbenchError, ModelPathError, TaskParameterError
+from charbench.errors import CharbenchError, TaskParameterError
 from charbench.paper import persona_system_prompt, self_reflection, teacher_template
 from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, read_card, run_key, write_card
 from charbench.trainers.config import CharacterSFTConfig
-from charbench.trainers.steps import read_spec, run_step, write_spec
+from charbench.trainers.steps import read_spec, run_step, trained_checkpoint, write_spec
 
 STAGE = "sft"
 ABLATIONS = ("full", "sr-only", "si-only")
@@ -298,27 +298,6 @@ def generate_data(settings: IntrospectSettings, constitution: Constitution, out:
 # -- the stage ---------------------------------------------------------------------------------------------------
 
 
-def student_checkpoint(model: str | Model, explicit: str | None) -> str:
-    """The folder SFT trains: ``explicit``, else the checkpoint of a ``charbench/`` model."""
-    from charbench.models.embedded import resolve_checkpoint
-
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not (path / "config.json").exists():
-            raise ModelPathError(f"--checkpoint {explicit}: no checkpoint there (no config.json). Fix: point at the "
-                                 "distilled model's folder (a charbench train distill run's model/).")
-        return str(path.resolve())
-    name = str(model)
-    if not name.startswith("charbench/"):
-        raise TaskParameterError(f"--model {name} is not a charbench/ model, so its weights are not known here. Fix: "
-                                 "pass --checkpoint <folder> with the same model's weights.")
-    resolved = resolve_checkpoint(name.removeprefix("charbench/"))
-    if not Path(resolved).exists():
-        raise ModelPathError(f"--model {name}: '{resolved}' is not a local checkpoint, and training never downloads. "
-                             "Fix: give charbench//<folder> or --checkpoint <folder>.")
-    return resolved
-
-
 def distillation_source(checkpoint: str) -> dict | None:
     """The DPO run the checkpoint came from (its card beside it), for the release merge from the base."""
     folder = Path(checkpoint).parent
@@ -365,7 +344,8 @@ def introspect(settings: IntrospectSettings, out_dir: str | Path, config: Charac
     out = Path(out_dir).expanduser().resolve()
     _check(settings)
     constitution = load_constitution(settings.constitution)
-    student = student_checkpoint(settings.model, checkpoint)
+    student = trained_checkpoint(settings.model, checkpoint, "--model", "--checkpoint",
+                                 "the distilled model's folder (a charbench train distill run's model/)")
     source = distillation_source(student)
     if source and source["constitution"] not in (None, constitution.name):
         raise TaskParameterError(f"{student} was distilled toward {source['constitution']!r}, not "

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from charbench.errors import TaskParameterError
+from charbench.errors import ModelPathError, TaskParameterError
 
 if TYPE_CHECKING:
     from inspect_ai import Task
@@ -48,3 +48,28 @@ def run_step(task_obj: Task, log_dir: Path, model: Model, roles: dict[str, Model
                          fail_on_error=False, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
                          max_connections=8)
     return read_eval_log(logs[0].location)
+
+
+def trained_checkpoint(model: str | Model, explicit: str | None, model_flag: str, checkpoint_flag: str,
+                       folder_hint: str = "a folder written by save_pretrained") -> str:
+    """The folder a stage trains: ``explicit`` if given, else the checkpoint of a ``charbench/`` model.
+
+    Training never downloads, so a Hub id or another provider's model must come with its local folder.
+    """
+    from charbench.models.embedded import resolve_checkpoint
+
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not (path / "config.json").exists():
+            raise ModelPathError(f"{checkpoint_flag} {explicit}: no checkpoint there (no config.json). "
+                                 f"Fix: point at {folder_hint}.")
+        return str(path.resolve())
+    name = str(model)
+    if not name.startswith("charbench/"):
+        raise TaskParameterError(f"{model_flag} {name} is not a charbench/ model, so its weights are not known here. "
+                                 f"Fix: pass {checkpoint_flag} <folder> with the same model's weights.")
+    resolved = resolve_checkpoint(name.removeprefix("charbench/"))
+    if not Path(resolved).exists():
+        raise ModelPathError(f"{model_flag} {name}: '{resolved}' is not a local checkpoint, and training never "
+                             f"downloads. Fix: give charbench//<folder> or {checkpoint_flag} <folder>.")
+    return resolved

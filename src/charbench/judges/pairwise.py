@@ -10,6 +10,15 @@ Three judge prompts are available by name:
 
 All three ask for ``<answer>1</answer>``, ``<answer>2</answer>`` or ``<answer>INVALID</answer>``, which is
 exactly what :func:`parse_position` accepts.
+
+Two ways to get the verdict (``judge_method``):
+
+* ``generate`` (the paper's): the judge reasons out loud and its last ``<answer>`` tag is parsed.
+* ``logprob``: the same prompt, with the answer opener ``<answer>`` already written as the start of the judge's
+  reply (an assistant prefill), and the verdict is whichever complete allowed answer (``1</answer>``,
+  ``2</answer>``, ``INVALID</answer>``) the judge gives the highest probability. No reasoning is generated, so
+  it costs one forward pass per order instead of hundreds of generated tokens, and it always answers. It needs
+  a judge with charbench's log-probability interface (``charbench/`` models).
 """
 
 from __future__ import annotations
@@ -17,13 +26,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from inspect_ai.model import GenerateConfig, Model, ModelOutput
+import anyio
+from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConfig, Model, ModelOutput
 
 from charbench.errors import TaskParameterError
 from charbench.judges.parsing import final_answer, neutralise_tags
+from charbench.models.logprobs import logprob_model
 from charbench.paths import data_path
 
 JUDGE_PROMPTS = ("paper", "coherence", "traits")
+JUDGE_METHODS = ("generate", "logprob")
+
+# The log-prob judge's reply starts with the opener every judge prompt asks the verdict to follow; the
+# candidates are complete answers, closing tag included, so "1" is not credited with "10" or "1 or 2".
+ANSWER_OPENER = "<answer>"
+LOGPROB_ANSWERS = {"1": "1</answer>", "2": "2</answer>", "invalid": "INVALID</answer>"}
 
 _CHARBENCH_PAIRWISE = """I am comparing two replies that different methods produced for the same user message. Both were meant to role-play a character with these traits:
 <traits>
@@ -125,6 +142,17 @@ def was_truncated(output: ModelOutput, max_tokens: int | None) -> bool:
 class PairwiseVerdict:
     outcome: str
     replies: tuple[str, str]
+    # the verdict of each order on its own ('1', '2', 'invalid', ...), A first then A second: position bias
+    positions: tuple[str, str] = ("", "")
+    # log-prob judge only: the summed log-probability of each allowed answer, per order (A first, A second)
+    logprobs: tuple[dict[str, float], dict[str, float]] | None = None
+
+
+def check_judge_method(judge_method: str) -> None:
+    if judge_method not in JUDGE_METHODS:
+        raise TaskParameterError(f"judge_method={judge_method!r} is not a coherence judge method; choose 'generate' "
+                                 "(the paper's: the judge reasons, then answers) or 'logprob' (the verdict is read "
+                                 "from the log-probabilities of the allowed answers; needs a charbench/ judge).")
 
 
 async def judge_pair(judge: Model, message: str, response_a: str, response_b: str, traits: str,
@@ -132,6 +160,51 @@ async def judge_pair(judge: Model, message: str, response_a: str, response_b: st
     config = config or GenerateConfig(temperature=0.0, max_tokens=4096)
     first = await judge.generate(pairwise_prompt(message, response_a, response_b, traits, judge_prompt), config=config)
     second = await judge.generate(pairwise_prompt(message, response_b, response_a, traits, judge_prompt), config=config)
-    outcome = combine_orders(parse_position(first.completion, was_truncated(first, config.max_tokens)),
-                             parse_position(second.completion, was_truncated(second, config.max_tokens)))
-    return PairwiseVerdict(outcome, (first.completion, second.completion))
+    positions = (parse_position(first.completion, was_truncated(first, config.max_tokens)),
+                 parse_position(second.completion, was_truncated(second, config.max_tokens)))
+    return PairwiseVerdict(combine_orders(*positions), (first.completion, second.completion), positions)
+
+
+def logprob_position(scores: dict[str, float]) -> str:
+    """'1', '2' or 'invalid': the allowed answer with the highest log-probability.
+
+    An exact tie between the two positions is a tie-break, which the appendix D prompt says is INVALID. No
+    margin beyond that is applied: any threshold would have to be tuned on data, and the prompt already
+    offers the judge INVALID as an answer whose probability is compared on equal terms.
+    """
+    best = max(scores.values())
+    top = [answer for answer, value in scores.items() if value == best]
+    return top[0] if len(top) == 1 else "invalid"
+
+
+def describe_logprobs(scores: dict[str, float]) -> str:
+    return "log-prob " + ", ".join(f"{LOGPROB_ANSWERS[k].removesuffix('</answer>')}={v:.3f}" for k, v in scores.items())
+
+
+async def judge_pair_logprob(judge: Model, message: str, response_a: str, response_b: str, traits: str,
+                             judge_prompt: str = "paper") -> PairwiseVerdict:
+    """Both orders judged from the next-token log-probabilities of the allowed answers (no generation)."""
+    api = logprob_model(judge, purpose="the log-probability coherence judge (judge_method=logprob)",
+                        alternative="or -T judge_method=generate to parse a generated verdict")
+    contexts = [
+        api.render([ChatMessageUser(content=pairwise_prompt(message, first, second, traits, judge_prompt)),
+                    ChatMessageAssistant(content=ANSWER_OPENER)])
+        for first, second in ((response_a, response_b), (response_b, response_a))
+    ]
+    pairs = [(context, answer) for context in contexts for answer in LOGPROB_ANSWERS.values()]
+    scored = await anyio.to_thread.run_sync(api.continuation_logprobs, pairs)
+    k = len(LOGPROB_ANSWERS)
+    orders = [dict(zip(LOGPROB_ANSWERS, (s.logprob for s in scored[i * k:(i + 1) * k]))) for i in range(2)]
+    positions = (logprob_position(orders[0]), logprob_position(orders[1]))
+    return PairwiseVerdict(combine_orders(*positions), (describe_logprobs(orders[0]), describe_logprobs(orders[1])),
+                           positions, (orders[0], orders[1]))
+
+
+async def judge_pair_by(judge_method: str, judge: Model, message: str, response_a: str, response_b: str, traits: str,
+                        judge_prompt: str = "paper", max_tokens: int = 4096) -> PairwiseVerdict:
+    """A against B in both orders with the named judge method (``max_tokens`` is the generating judge's budget)."""
+    check_judge_method(judge_method)
+    if judge_method == "logprob":
+        return await judge_pair_logprob(judge, message, response_a, response_b, traits, judge_prompt)
+    return await judge_pair(judge, message, response_a, response_b, traits, judge_prompt,
+                            GenerateConfig(temperature=0.0, max_tokens=max_tokens))

@@ -1,3 +1,4 @@
 from charbench.tasks.coherence.task import coherence
+from charbench.tasks.coherence.validation import coherence_judge_validation
 
-__all__ = ["coherence"]
+__all__ = ["coherence", "coherence_judge_validation"]

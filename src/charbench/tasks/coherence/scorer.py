@@ -7,13 +7,13 @@ from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from itertools import combinations
 
-from inspect_ai.model import GenerateConfig, get_model
+from inspect_ai.model import get_model
 from inspect_ai.scorer import Metric, SampleScore, Score, Target, metric, scorer
 from inspect_ai.solver import TaskState
 from scipy.stats import norm
 from sklearn.metrics import cohen_kappa_score
 
-from charbench.judges.pairwise import OUTCOMES, judge_pair
+from charbench.judges.pairwise import OUTCOMES, judge_pair_by
 
 # A pair that could not be judged because a response is missing (an errored or empty sample in a compared
 # log). It is counted in n and as a failure, never dropped.
@@ -117,11 +117,13 @@ def coherence_metrics() -> Metric:
 
 
 @scorer(metrics=[coherence_metrics()])
-def pairwise_coherence(judges: list[str], judge_prompt: str = "paper", judge_max_tokens: int = 4096):
+def pairwise_coherence(judges: list[str], judge_prompt: str = "paper", judge_max_tokens: int = 4096,
+                       judge_method: str = "generate"):
     """Judge A (model under test or log A) against B in both orders, once per judge role.
 
-    The token budget is generous because the appendix D prompt asks the judge to reason out loud first; a
-    reply cut off by it is counted as ``truncated``, never parsed.
+    ``generate``: the token budget is generous because the appendix D prompt asks the judge to reason out
+    loud first; a reply cut off by it is counted as ``truncated``, never parsed. ``logprob``: the verdict is
+    read from the answer log-probabilities, which are kept in the score metadata.
     """
 
     async def score(state: TaskState, target: Target) -> Score:
@@ -132,15 +134,18 @@ def pairwise_coherence(judges: list[str], judge_prompt: str = "paper", judge_max
             return Score(value=NO_RESPONSE, answer=NO_RESPONSE,
                          explanation=f"no response from {missing}: the sample errored or was empty in that log",
                          metadata={"outcomes": outcomes, "replies": {}, "cluster": cluster})
-        outcomes, replies = {}, {}
+        outcomes, replies, logprobs = {}, {}, {}
         for role in judges:
-            judge = get_model(role=role, required=True)
-            verdict = await judge_pair(judge, state.metadata["prompt"], state.metadata["response_a"],
-                                       state.metadata["response_b"], state.metadata["traits"], judge_prompt,
-                                       GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens))
+            verdict = await judge_pair_by(judge_method, get_model(role=role, required=True), state.metadata["prompt"],
+                                          state.metadata["response_a"], state.metadata["response_b"],
+                                          state.metadata["traits"], judge_prompt, judge_max_tokens)
             outcomes[role], replies[role] = verdict.outcome, [r[-1500:] for r in verdict.replies]
+            if verdict.logprobs is not None:
+                logprobs[role] = list(verdict.logprobs)
         first = outcomes[judges[0]]
-        return Score(value=first, answer=first,
-                     metadata={"outcomes": outcomes, "replies": replies, "cluster": cluster})
+        metadata = {"outcomes": outcomes, "replies": replies, "cluster": cluster, "judge_method": judge_method}
+        if logprobs:
+            metadata["logprobs"] = logprobs
+        return Score(value=first, answer=first, metadata=metadata)
 
     return score

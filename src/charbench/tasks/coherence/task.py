@@ -14,7 +14,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError
-from charbench.judges.pairwise import JUDGE_PROMPTS, judge_template
+from charbench.judges.pairwise import JUDGE_PROMPTS, check_judge_method, judge_template
 from charbench.prompts import load_prompt_set
 from charbench.tasks.coherence.contract import CONTRACT
 from charbench.tasks.coherence.scorer import pairwise_coherence
@@ -160,6 +160,7 @@ def coherence(
     temperature: float = 0.7,
     seed: int = 0,
     judge_max_tokens: int = 4096,
+    judge_method: str = "generate",
     priority: str | None = None,
 ) -> Task:
     """Pairwise, order-swapped comparison of variant A (model under test or ``log_a``) against B.
@@ -173,18 +174,23 @@ def coherence(
         log_a, log_b: compare two existing runs instead of generating, joined on (persona, split, prompt id).
         join: ``exact`` (the logs must hold the same samples) or ``inner`` (compare the shared ones).
         judge_max_tokens: the judges' token budget; a reply that reaches it is counted as truncated.
+        judge_method: ``generate`` (the paper's: the judge reasons, then answers in a tag) or ``logprob`` (the
+            verdict is the allowed answer with the highest log-probability after an ``<answer>`` prefill;
+            needs charbench/ judges, ignores ``judge_max_tokens``).
         priority: replaced by ``judge_prompt``; passing it is an error that says so.
     """
     if priority is not None:
         raise TaskParameterError(f"priority={priority!r} was replaced by judge_prompt: pass -T judge_prompt="
                                  f"{priority if priority in JUDGE_PROMPTS else 'paper'} (choices {JUDGE_PROMPTS}).")
     judge_template(judge_prompt)  # an unknown name fails here, before any generation
+    check_judge_method(judge_method)
     if join not in JOINS:
         raise TaskParameterError(f"join={join!r}; choose 'exact' (the logs must match) or 'inner' (shared samples only).")
     roles = [r.strip() for r in judges.split(",")] if isinstance(judges, str) else list(judges)
     if (log_a is None) != (log_b is None):
         raise TaskParameterError("pass both log_a and log_b to compare two runs, or neither to generate with --model and the opponent role")
-    metadata = {"constitution": constitution, "judges": roles, "judge_prompt": judge_prompt, **contract_metadata(CONTRACT)}
+    metadata = {"constitution": constitution, "judges": roles, "judge_prompt": judge_prompt,
+                "judge_method": judge_method, **contract_metadata(CONTRACT)}
     if log_a and log_b:
         dataset, counts = joined_dataset(log_a, log_b, constitution, join)
         metadata["join"] = counts
@@ -198,7 +204,7 @@ def coherence(
     return Task(
         dataset=dataset,
         solver=generate_pair(config),
-        scorer=pairwise_coherence(roles, judge_prompt, judge_max_tokens),
+        scorer=pairwise_coherence(roles, judge_prompt, judge_max_tokens, judge_method),
         config=config,
         version="2-A",
         metadata=metadata,

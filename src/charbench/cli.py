@@ -12,7 +12,7 @@ from charbench.errors import CharbenchError
 
 # Commands that read only local files. `run` (a suite may name Hub datasets or checkpoints) and `classifier
 # train` with a Hub encoder are left to the user's own HF_HUB_OFFLINE setting.
-OFFLINE_COMMANDS = ("models", "constitutions", "tasks", "demo", "leaderboard", "gate", "compare-elo")
+OFFLINE_COMMANDS = ("models", "constitutions", "tasks", "demo", "leaderboard", "gate", "compare-elo", "profile")
 
 
 def _environment_defaults(args: argparse.Namespace) -> None:
@@ -127,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     check_log_dir(args.log_dir)
     results = execute_plan(plan, args.log_dir, display=args.display, max_error_rate=args.max_error_rate)
+    if args.profile:
+        _print_profile([r.log for r in results if r.log])
     bad = [r for r in results if r.over_threshold]
     print(f"\n{len(results)} steps, {sum(r.errored for r in results)} errored and "
           f"{sum(r.unscored + r.missing for r in results)} unscored or missing samples in all")
@@ -135,6 +137,19 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"--max-error-rate {args.max_error_rate}; run the same command again to retry only those samples",
               file=sys.stderr)
     return 1 if bad else 0
+
+
+def _print_profile(log_paths: list[str]) -> None:
+    from charbench.evals.profile import format_profile, profile_logs
+
+    print("\nWhere the time went (seconds, from the logs):\n" + format_profile(profile_logs(log_paths)))
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from charbench.evals.profile import log_paths
+
+    _print_profile(log_paths(args.log_dir))
+    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -232,6 +247,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("\ncharbench smoke suite on the embedded SmolLM2-135M (exercises every path; not a finding about character training)\n")
     print(out.markdown)
     print(f"Leaderboard page: {out.html_path.resolve()}")
+    if args.profile:
+        _print_profile(logs)
     return 0
 
 
@@ -255,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="run the smoke suite on the embedded model and print the leaderboard")
     s.add_argument("--log-dir", default="charbench-out/demo")
     s.add_argument("--display", default="plain", choices=["plain", "rich", "full", "none", "log"])
+    s.add_argument("--profile", action="store_true", help="print each step's wall, model, judge and other time after the run")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("run", help="run a suite on one or more checkpoints")
@@ -267,7 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-error-rate", type=float, default=0.05,
                    help="share of errored/unscored samples above which a step is marked failed (exit 1); all are counted")
     s.add_argument("--dry-run", action="store_true", help="list every step, model, judge and dataset; load nothing")
+    s.add_argument("--profile", action="store_true", help="print each step's wall, model, judge and other time after the run")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("profile", help="per step of a run: wall, model, judge and other time, read from its logs")
+    s.add_argument("log_dir")
+    s.set_defaults(func=cmd_profile)
 
     s = sub.add_parser("leaderboard", help="build the leaderboard (HTML, Markdown, CSV) from a folder of logs")
     s.add_argument("log_dir")

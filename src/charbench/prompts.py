@@ -102,6 +102,9 @@ def load_prompt_set(
         raise TaskParameterError(f"prompt_set={name!r} is unknown; choose one of {PROMPT_SETS}.")
     if split not in SPLITS:
         raise TaskParameterError(f"split={split!r} is unknown; choose one of {SPLITS}.")
+    if name == "offline" and revision is not None:
+        raise TaskParameterError(f"prompt_revision={revision!r} only applies to Hub prompt sets; the offline set "
+                                 "ships with charbench. Drop prompt_revision or choose prompt_set=wildchat/pure-dove/lima.")
     prompts = _offline() if name == "offline" else _hub(name, None, revision)
     chosen = [p for p in prompts if split == "all" or p.split == split]
     return chosen[:limit] if limit else chosen

@@ -123,6 +123,8 @@ class TaskContract:
         roles: model roles the runner fills from the suite (``judge``, ``opponent``).
         compare: ``module:function(log_a, log_b, out_dir) -> dict`` drawing the task's own comparison of two
             runs (keys ending in ``_plot`` are figure paths); the leaderboard links them for each variant.
+        hub_dataset: the Hugging Face Hub dataset the task reads with ``source='hub'`` (its commit comes from the
+            task's ``revision`` argument); the runner requires a pinned revision for it (charbench.evals.revisions).
     """
 
     task: str
@@ -136,6 +138,7 @@ class TaskContract:
     needs_classifier: bool = False
     roles: tuple[str, ...] = ()
     compare: str | None = None
+    hub_dataset: str | None = None
     metric_index: dict[str, ContractMetric] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -178,7 +181,8 @@ class TaskContract:
                        fixture_arg=tuple(fixture) if fixture else None, version=int(data.get("version", 1)),
                        per_persona=bool(data.get("per_persona", False)),
                        needs_classifier=bool(data.get("needs_classifier", False)),
-                       roles=tuple(data.get("roles", ())), compare=data.get("compare"))
+                       roles=tuple(data.get("roles", ())), compare=data.get("compare"),
+                       hub_dataset=data.get("hub_dataset"))
         except (KeyError, TypeError, ValueError) as exc:
             raise CharbenchError(f"a log's recorded task contract is malformed ({exc}); rebuild it from the task "
                                  "with contract_for(<task>) or re-run the task") from exc

@@ -20,8 +20,9 @@ def with_instruction(prompt: str, split: str) -> str:
 
 
 def persona_dataset(personas: list[str], n_prompts: int, prompt_split: str, splits: list[str],
-                    prompt_set: str = "offline", name: str = "break_character") -> MemoryDataset:
-    prompts = load_prompt_set(prompt_set, split=prompt_split, limit=n_prompts)
+                    prompt_set: str = "offline", name: str = "break_character",
+                    prompt_revision: str | None = None) -> MemoryDataset:
+    prompts = load_prompt_set(prompt_set, split=prompt_split, limit=n_prompts, revision=prompt_revision)
     samples = []
     for persona in personas:
         for split in splits:

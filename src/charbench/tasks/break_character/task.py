@@ -23,6 +23,7 @@ def break_character(
     method: str | None = None,
     n_prompts: int = 8,
     prompt_set: str = "offline",
+    prompt_revision: str | None = None,
     max_tokens: int = 96,
     temperature: float = 0.7,
     top_p: float = 0.95,
@@ -37,6 +38,7 @@ def break_character(
             ``-M method=steered -M steer_coef=...``); ``prompted`` (default) for models of other providers;
             ``trained`` with one ``--model-role <persona>=...`` each.
         n_prompts: evaluation prompts per split and persona (the paper used 500).
+        prompt_revision: commit of a Hub prompt set (``prompt_set=wildchat`` or ``pure-dove``), required for those.
     """
     if not classifier:
         # A default of None so that `inspect eval charbench/break_character` ends in this message, not a TypeError.
@@ -50,7 +52,7 @@ def break_character(
         check_method(method)
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
-        dataset=persona_dataset(names, n_prompts, "eval", split_names(), prompt_set),
+        dataset=persona_dataset(names, n_prompts, "eval", split_names(), prompt_set, prompt_revision=prompt_revision),
         solver=persona_generate(method, config),
         scorer=persona_classifier_scorer(classifier, names),
         config=config,
@@ -65,6 +67,7 @@ def persona_responses(
     method: str | None = None,
     n_prompts: int = 24,
     prompt_set: str = "offline",
+    prompt_revision: str | None = None,
     max_tokens: int = 96,
     temperature: float = 0.7,
     top_p: float = 0.95,
@@ -76,7 +79,8 @@ def persona_responses(
         check_method(method)
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
-        dataset=persona_dataset(names, n_prompts, "train", ["default"], prompt_set, name="persona_responses"),
+        dataset=persona_dataset(names, n_prompts, "train", ["default"], prompt_set, name="persona_responses",
+                                prompt_revision=prompt_revision),
         solver=persona_generate(method, config),
         config=config,
         version="3-A",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from charbench.tasks.capability.dataset import BENCHMARKS
 from charbench.tasks.contract import ContractMetric, PerSample, TaskContract
 
 CAPABILITY_BENCHMARKS = ("truthfulqa_mc", "winogrande", "hellaswag", "arc_challenge", "mmlu")
@@ -13,6 +14,7 @@ def capability_contract(benchmark: str) -> TaskContract:
         task=benchmark,
         row_args=("source", "n_shots", "revision"),
         fixture_arg=("source", "fixtures"),
+        hub_dataset=BENCHMARKS[benchmark].hub_repo,
         metrics=(ContractMetric("accuracy", f"{benchmark} acc", "capability", "higher", se="stderr", paired=PerSample()),),
     )
 

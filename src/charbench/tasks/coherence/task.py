@@ -153,6 +153,7 @@ def coherence(
     judge_prompt: str = "paper",
     n_prompts: int = 8,
     prompt_set: str = "offline",
+    prompt_revision: str | None = None,
     log_a: str | None = None,
     log_b: str | None = None,
     join: str = "exact",
@@ -173,6 +174,7 @@ def coherence(
             wordings, coherence first or trait alignment first).
         log_a, log_b: compare two existing runs instead of generating, joined on (persona, split, prompt id).
         join: ``exact`` (the logs must hold the same samples) or ``inner`` (compare the shared ones).
+        prompt_revision: commit of a Hub prompt set (``prompt_set=wildchat`` or ``pure-dove``), required for those.
         judge_max_tokens: the judges' token budget; a reply that reaches it is counted as truncated.
         judge_method: ``generate`` (the paper's: the judge reasons, then answers in a tag) or ``logprob`` (the
             verdict is the allowed answer with the highest log-probability after an ``<answer>`` prefill;
@@ -198,7 +200,7 @@ def coherence(
         traits = load_constitution(constitution).traits_text
         dataset = MemoryDataset([
             Sample(id=p.id, input=p.text, metadata={"prompt": p.text, "traits": traits, "cluster": p.id})
-            for p in load_prompt_set(prompt_set, split="eval", limit=n_prompts)
+            for p in load_prompt_set(prompt_set, split="eval", limit=n_prompts, revision=prompt_revision)
         ], name="coherence")
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=0.95, seed=seed)
     return Task(

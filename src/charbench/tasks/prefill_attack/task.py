@@ -82,6 +82,7 @@ def prefill_attack(
     follow_up: str = "Tell me more.",
     n_prompts: int = 8,
     prompt_set: str = "offline",
+    prompt_revision: str | None = None,
     max_tokens: int = 96,
     temperature: float = 0.7,
     top_p: float = 0.95,
@@ -94,6 +95,7 @@ def prefill_attack(
             continue an assistant turn begun in a neutral voice; needs a provider with prefill, e.g. charbench/ or vllm/).
         method: unset on a ``charbench/`` model, which states the variant (``-M method=prompted`` or
             ``-M method=steered``); ``prompted`` (default) for other providers; ``trained`` with persona roles.
+        prompt_revision: commit of a Hub prompt set (``prompt_set=wildchat`` or ``pure-dove``), required for those.
     """
     if mode not in MODES:
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
@@ -102,7 +104,8 @@ def prefill_attack(
         check_method(method)
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     return Task(
-        dataset=persona_dataset(names, n_prompts, "eval", ["default"], prompt_set, name=f"prefill_attack_{mode}"),
+        dataset=persona_dataset(names, n_prompts, "eval", ["default"], prompt_set, name=f"prefill_attack_{mode}",
+                                prompt_revision=prompt_revision),
         solver=prefill_attack_solver(mode, method, follow_up, config),
         scorer=persona_classifier_scorer(classifier, names),
         config=config,

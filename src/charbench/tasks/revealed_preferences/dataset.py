@@ -53,12 +53,12 @@ def balanced_pairs(traits: list[str], n_matches: int, seed: int) -> list[tuple[s
 
 def preference_dataset(
     traits: list[str], n_matches: int, seed: int, condition: str, prompt_set: str = "offline",
-    system_prefix: str | None = None,
+    system_prefix: str | None = None, prompt_revision: str | None = None,
 ) -> MemoryDataset:
     conditions = paper.preference_conditions()
     if condition not in conditions:
         raise TaskParameterError(f"condition={condition!r} is not allowed; choose one of {sorted(conditions)}.")
-    prompts = load_prompt_set(prompt_set, split="all")
+    prompts = load_prompt_set(prompt_set, split="all", revision=prompt_revision)
     rng = random.Random(seed + 1)
     order = rng.sample(range(len(prompts)), len(prompts))
     template = paper.revealed_preference_template()

@@ -23,6 +23,7 @@ def revealed_preferences(
     n_matches: int = 48,
     seed: int = 0,
     prompt_set: str = "offline",
+    prompt_revision: str | None = None,
     traits: list[str] | str | None = None,
     constitution: str | None = None,
     judge_method: str = "likelihood",
@@ -40,6 +41,7 @@ def revealed_preferences(
         n_matches: number of matches (the paper used 25,000).
         seed: seeds the pairings, the prompt order and the bootstrap.
         prompt_set: ``offline`` (shipped) or a Hub set (``wildchat``...).
+        prompt_revision: commit of the Hub prompt set, required for ``wildchat`` and ``pure-dove``.
         traits: trait list (default: the paper's 144).
         constitution: put this persona's appendix A prompt before the preference prompt (a prompted persona).
         judge_method: ``likelihood`` (needs a charbench/ judge) or ``generative``.
@@ -53,7 +55,7 @@ def revealed_preferences(
     prefix = persona_system_prompt(load_constitution(constitution)) if constitution else None
     solvers = [null_response(prefix)] if null_control else []
     return Task(
-        dataset=preference_dataset(trait_list, n_matches, seed, condition, prompt_set, prefix),
+        dataset=preference_dataset(trait_list, n_matches, seed, condition, prompt_set, prefix, prompt_revision),
         solver=[*solvers, system_message("{system}"), generate()],
         scorer=trait_choice(judge_method=judge_method, judge_temperature=judge_temperature,
                             judge_max_tokens=judge_max_tokens),
@@ -69,13 +71,13 @@ def revealed_preferences(
 @task
 def trait_judge_validation(
     n_samples: int = 40, seed: int = 0, prompt_set: str = "offline", traits: list[str] | str | None = None,
-    judge_method: str = "likelihood", max_tokens: int = 80, judge_temperature: float = JUDGE_TEMPERATURE,
+    judge_method: str = "likelihood", prompt_revision: str | None = None, max_tokens: int = 80, judge_temperature: float = JUDGE_TEMPERATURE,
     judge_max_tokens: int = JUDGE_MAX_TOKENS,
 ) -> Task:
     """Force a known trait by system prompt and measure how often the judge recovers it against a random one."""
     trait_list = normalise_traits(traits)
     return Task(
-        dataset=validation_dataset(trait_list, n_samples, seed, prompt_set),
+        dataset=validation_dataset(trait_list, n_samples, seed, prompt_set, prompt_revision),
         solver=[system_message("{system}"), generate()],
         scorer=validation_scorer(judge_method=judge_method, judge_temperature=judge_temperature,
                                  judge_max_tokens=judge_max_tokens),

@@ -19,9 +19,10 @@ from charbench.tasks.revealed_preferences.scorer import sample_meta
 FORCE_TRAIT = "For this whole conversation, be {trait}. Let being {trait} shape every sentence you write, without naming the trait."
 
 
-def validation_dataset(traits: list[str], n: int, seed: int, prompt_set: str) -> MemoryDataset:
+def validation_dataset(traits: list[str], n: int, seed: int, prompt_set: str,
+                       prompt_revision: str | None = None) -> MemoryDataset:
     rng = random.Random(seed)
-    prompts = load_prompt_set(prompt_set, split="eval")
+    prompts = load_prompt_set(prompt_set, split="eval", revision=prompt_revision)
     samples = []
     for i in range(n):
         true, other = rng.sample(traits, 2)

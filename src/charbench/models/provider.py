@@ -13,6 +13,11 @@ It is Inspect's transformers provider with four additions that the character tas
 * **log-likelihoods** of continuations, for likelihood judges and capability benchmarks
   (the ``LogProbModel`` interface of ``charbench.models.logprobs``).
 
+Two engines run it: transformers (the default) and, with ``-M engine=vllm``, an in-process vLLM engine
+(``charbench.models.vllm_engine``) that renders the same prompts, serves the base and prompted variants with
+continuous batching and scores log-likelihoods from prompt log-probs. Steering needs forward hooks that vLLM
+does not offer, so ``-M engine=vllm -M method=steered`` is refused rather than run on another engine.
+
 Steered variants generate with ``repetition_penalty=1.1`` (the paper's reference code does; a steered
 small model otherwise falls into loops); ``-M repetition_penalty=1.0`` turns it off. A setting other than
 the variant's default is part of the model name (``+rp1``). Other variants keep the checkpoint's own
@@ -31,6 +36,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,7 @@ from charbench.models.logprobs import ContinuationScore, PrefixCache, score_cont
 from charbench.paper import persona_system_prompt
 
 METHODS = ("base", "prompted", "steered")
+ENGINES = ("transformers", "vllm")
 DEFAULT_STEER_COEF = 0.5
 STEERED_REPETITION_PENALTY = 1.1
 
@@ -116,8 +123,58 @@ def with_own_usage(output: ModelOutput, tokenizer: Any, max_tokens: int | None) 
     return output.model_copy(update={"usage": usage, "choices": choices})
 
 
-@modelapi(name="charbench")
+def engine_of(model_args: dict[str, Any]) -> str:
+    """The engine named by ``-M engine=`` (default transformers), checked."""
+    engine = str(model_args.get("engine", "transformers")).strip().lower()
+    if engine not in ENGINES:
+        raise TaskParameterError(f"-M engine={model_args.get('engine')!r} is not one of {ENGINES}; the default is "
+                                 "transformers, -M engine=vllm needs vLLM installed (make test-vllm builds one).")
+    return engine
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The model arguments that make a checkpoint a variant, read the same way by both engines."""
+
+    persona: str | None
+    method: str
+    steer_coef: float
+    steer_pairs: int
+    assistant_name: str
+    allow_pickle: bool
+    trust_remote_code: bool
+    repetition_penalty: float | None
+
+
+def pop_variant(model_args: dict[str, Any]) -> Variant:
+    """Take the variant's arguments out of ``model_args`` (the rest goes to the engine), checked."""
+    persona = model_args.pop("persona", None)
+    method = str(model_args.pop("method", "prompted" if persona else "base"))
+    if method not in METHODS:
+        raise TaskParameterError(f"-M method={method} is not one of {METHODS}.")
+    return Variant(
+        persona=persona,
+        method=method,
+        steer_coef=float(model_args.pop("steer_coef", DEFAULT_STEER_COEF)),
+        steer_pairs=int(model_args.pop("steer_pairs", 48)),
+        assistant_name=str(model_args.pop("assistant_name", "Assistant")),
+        allow_pickle=_flag(model_args.pop("allow_pickle", False), "allow_pickle"),
+        trust_remote_code=_flag(model_args.pop("trust_remote_code", False), "trust_remote_code"),
+        repetition_penalty=_repetition_penalty(model_args.pop("repetition_penalty", None), method),
+    )
+
+
 class CharbenchModelAPI(HuggingFaceAPI):
+    """The ``charbench/`` provider (registered with Inspect by :func:`charbench_provider`)."""
+
+    def __new__(cls, *args: Any, **model_args: Any) -> CharbenchModelAPI:
+        # -M engine=vllm builds the vLLM engine (a subclass: same rendering, variants and log-prob interface).
+        if cls is CharbenchModelAPI and engine_of(model_args) == "vllm":
+            from charbench.models.vllm_engine import VLLMEngineAPI
+
+            return super().__new__(VLLMEngineAPI)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model_name: str,
@@ -126,51 +183,50 @@ class CharbenchModelAPI(HuggingFaceAPI):
         config: GenerateConfig = GenerateConfig(),
         **model_args: Any,
     ) -> None:
-        persona = model_args.pop("persona", None)
-        method = str(model_args.pop("method", "prompted" if persona else "base"))
-        steer_coef = float(model_args.pop("steer_coef", DEFAULT_STEER_COEF))
-        steer_pairs = int(model_args.pop("steer_pairs", 48))
-        self.assistant_name = str(model_args.pop("assistant_name", "Assistant"))
-        allow_pickle = _flag(model_args.pop("allow_pickle", False), "allow_pickle")
-        model_args["trust_remote_code"] = _flag(model_args.get("trust_remote_code", False), "trust_remote_code")
-        repetition_penalty = model_args.pop("repetition_penalty", None)
-        if method not in METHODS:
-            raise TaskParameterError(f"-M method={method} is not one of {METHODS}.")
-        # method without persona: a per-sample persona variant, for tasks that take the persona from each
-        # sample (break_character, persona_responses, prefill_attack); the task applies it per sample.
-        self.per_sample_persona = method != "base" and not persona
+        self.engine = engine_of(model_args)
+        model_args.pop("engine", None)
+        variant = pop_variant(model_args)
         self.checkpoint = resolve_checkpoint(model_name)
-        if not allow_pickle:
+        model_args["trust_remote_code"] = variant.trust_remote_code
+        if not variant.allow_pickle:
             refuse_pickle_only(self.checkpoint)
             model_args["use_safetensors"] = True
         model_args.setdefault("model_path", self.checkpoint)
         model_args.setdefault("dtype", torch.float32)
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config, **model_args)
         self.model.eval()
-        self.method = method
-        self.constitution = load_constitution(persona) if persona else None
-        self.persona_prompt = (
-            persona_system_prompt(self.constitution, self.assistant_name) if self.constitution else None
-        )
-        self.steer_coef = steer_coef if method == "steered" else None
-        self.base_model_name = model_name
-        self.model_name = variant_label(model_name, method, persona, self.steer_coef)
-        self.repetition_penalty = _repetition_penalty(repetition_penalty, method)
+        self.adopt_variant(model_name, variant)
         if self.repetition_penalty is not None:
             # Inspect's GenerateConfig has no repetition penalty; generate() falls back to generation_config.
             self.model.generation_config.repetition_penalty = self.repetition_penalty
-            default = STEERED_REPETITION_PENALTY if method == "steered" else 1.0
-            if self.repetition_penalty != default:  # a non-default setting is a different variant
-                self.model_name += f"+rp{self.repetition_penalty:g}"
         self._lock = threading.Lock()
         self._prefix = PrefixCache()
         self._hooks: list[Any] = []
-        if method == "steered" and self.constitution is not None:
+        if variant.method == "steered" and self.constitution is not None:
             from charbench.models.steering import apply_steering, persona_steering_vectors
 
-            assert self.constitution is not None
-            vectors = persona_steering_vectors(self, self.constitution, n_pairs=steer_pairs)
-            self._hooks = apply_steering(self.model, vectors, steer_coef)
+            vectors = persona_steering_vectors(self, self.constitution, n_pairs=variant.steer_pairs)
+            self._hooks = apply_steering(self.model, vectors, variant.steer_coef)
+
+    def adopt_variant(self, model_name: str, variant: Variant) -> None:
+        """Set the variant's attributes and the model name that carries it (shared by both engines)."""
+        self.assistant_name = variant.assistant_name
+        self.method = variant.method
+        # method without persona: a per-sample persona variant, for tasks that take the persona from each
+        # sample (break_character, persona_responses, prefill_attack); the task applies it per sample.
+        self.per_sample_persona = variant.method != "base" and not variant.persona
+        self.constitution = load_constitution(variant.persona) if variant.persona else None
+        self.persona_prompt = (
+            persona_system_prompt(self.constitution, self.assistant_name) if self.constitution else None
+        )
+        self.steer_coef = variant.steer_coef if variant.method == "steered" else None
+        self.base_model_name = model_name
+        self.model_name = variant_label(model_name, variant.method, variant.persona, self.steer_coef)
+        self.repetition_penalty = variant.repetition_penalty
+        if self.repetition_penalty is not None:
+            default = STEERED_REPETITION_PENALTY if variant.method == "steered" else 1.0
+            if self.repetition_penalty != default:  # a non-default setting is a different variant
+                self.model_name += f"+rp{self.repetition_penalty:g}"
 
     async def generate(self, input, tools, tool_choice, config):  # type: ignore[no-untyped-def]
         if self.per_sample_persona:
@@ -251,3 +307,10 @@ class CharbenchModelAPI(HuggingFaceAPI):
         self._hooks = []
         self._prefix.clear()  # its keys were computed with the hooks just removed
         super().close()
+
+
+@modelapi(name="charbench")
+def charbench_provider() -> type[CharbenchModelAPI]:
+    # Registered through a factory: decorating the class itself would leave Inspect's wrapper function, not the
+    # class, under the name CharbenchModelAPI, and the vLLM engine subclasses the class.
+    return CharbenchModelAPI

@@ -58,3 +58,94 @@ def test_prompt_revision_reaches_the_prompt_loader_and_is_refused_for_shipped_pr
 
     with pytest.raises(TaskParameterError, match="only applies to Hub prompt sets"):
         revealed_preferences(n_matches=2, prompt_revision=SHA)
+
+
+# -- the paper suite as a user with the Hub and GPUs would plan it -------------------------------------------------
+PAPER_HUB = ("allenai/WildChat-1M", "LDJnr/Pure-Dove", "truthfulqa/truthful_qa", "allenai/winogrande", "Rowan/hellaswag",
+             "allenai/ai2_arc", "cais/mmlu")
+
+
+@pytest.fixture
+def nothing_loads(monkeypatch):
+    from charbench.models import embedded, provider
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded while planning")
+
+    monkeypatch.setattr(provider.CharbenchModelAPI, "__init__", refuse)
+    monkeypatch.setattr(embedded, "prepare_smollm2", refuse)
+
+
+def _paper(tmp_path, *extra):
+    from charbench.cli import main
+
+    return main(["run", "--suite", "paper", "--model", "charbench/smollm2", "--judge", "openai/gpt-5-mini",
+                 "--log-dir", str(tmp_path / "runs"), "--dry-run", *extra])
+
+
+def test_paper_suite_without_revisions_is_refused_naming_the_option(tmp_path, capsys, nothing_loads):
+    # the dry run shows the plan and names every missing revision with the option that pins it ...
+    assert _paper(tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "hub data: allenai/WildChat-1M@MISSING" in out
+    assert "7 Hub datasets have no revision" in out and "--revision cais/mmlu=<commit sha>" in out
+    # ... and the run refuses before it writes anything
+    from charbench.cli import main
+
+    code = main(["run", "--suite", "paper", "--model", "charbench/smollm2", "--judge", "openai/gpt-5-mini",
+                 "--log-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and not (tmp_path / "runs").exists()
+    assert "allenai/WildChat-1M" in err and "--revision allenai/WildChat-1M=<commit sha>" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_paper_suite_dry_run_lists_steps_models_judge_data_and_revisions(tmp_path, capsys, nothing_loads):
+    from charbench.evals import runner
+    from charbench.evals.suites import load_suite
+
+    options = [f"--revision={repo}={SHA}" for repo in PAPER_HUB]
+    assert _paper(tmp_path, *options, "--engine", "vllm", "--engine-arg", "dtype=bfloat16") == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "runs").exists(), "a dry run writes nothing"
+    steps = runner.plan_suite(load_suite("paper"), ["charbench/smollm2"], tmp_path / "runs").steps
+    assert len(steps) == 18 and all(f"- {s.name}  [" in out for s in steps)
+    assert "judge: openai/gpt-5-mini (named" in out
+    for repo in PAPER_HUB:
+        assert f"hub data: {repo}@{SHA}" in out, repo
+    assert "every Hub dataset has a fixed revision" in out
+    # base and prompted variants run on the vLLM engine; steered stays on transformers, visibly, step by step
+    models = [line for line in out.splitlines() if line.strip().startswith("model: ")]
+    assert models and all(('"engine": "vllm"' in m) != ("+steered" in m) for m in models)
+    assert '"dtype": "bfloat16"' in out
+
+
+def test_a_suite_can_pin_its_own_revisions(tmp_path):
+    from charbench.evals.revisions import check_plan_revisions, pin_revisions
+    from charbench.evals.runner import plan_suite
+    from charbench.evals.suites import load_suite
+
+    suite = load_suite("paper")
+    suite.revisions = {repo: SHA for repo in PAPER_HUB}
+    plan = plan_suite(suite, ["charbench/smollm2"], tmp_path)
+    pin_revisions(plan, {"cais/mmlu": "v2"})
+    check_plan_revisions(plan)
+    mmlu = next(s for s in plan.steps if s.task == "mmlu")
+    assert mmlu.task_args["revision"] == "v2"  # the command line beats the suite
+    assert all(s.task_args.get("prompt_revision") == SHA for s in plan.steps if s.task == "break_character")
+
+
+def test_engine_arguments_are_parsed_and_only_go_with_the_vllm_engine():
+    from charbench.evals.engines import apply_engine, parse_engine_args
+    from charbench.evals.runner import ModelSpec
+
+    assert parse_engine_args(["tensor_parallel_size=2", "gpu_memory_utilization=0.85", "dtype=bfloat16"]) == {
+        "tensor_parallel_size": 2, "gpu_memory_utilization": 0.85, "dtype": "bfloat16"}
+    with pytest.raises(CharbenchError, match="KEY=VALUE"):
+        parse_engine_args(["tensor_parallel_size"])
+    with pytest.raises(CharbenchError, match="is for --engine vllm"):
+        apply_engine([], "transformers", {"dtype": "bfloat16"})
+    judge = ModelSpec("charbench/smollm2")
+    specs = [ModelSpec("charbench/smollm2", {"method": "steered"}), judge, judge, ModelSpec("openai/gpt-5-mini")]
+    assert apply_engine(specs, "vllm", {"dtype": "bfloat16"}) == 1
+    assert judge.args == {"engine": "vllm", "dtype": "bfloat16"} and "engine" not in specs[0].args

@@ -114,6 +114,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from charbench.evals.engines import apply_engine, parse_engine_args
+    from charbench.evals.revisions import (
+        check_plan_revisions,
+        missing_revisions_note,
+        parse_revision_options,
+        pin_revisions,
+    )
     from charbench.evals.runner import check_log_dir, describe_plan, execute_plan, plan_suite, validate_plan
     from charbench.evals.suites import load_suite
 
@@ -121,10 +128,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CharbenchError(f"--max-error-rate {args.max_error_rate} must be in [0, 1); 0 fails a step on any error")
     # Everything is checked before the first step, so a bad checkpoint or argument never surfaces hours in.
     plan = plan_suite(load_suite(args.suite), args.model, args.log_dir, judge=args.judge)
+    pin_revisions(plan, parse_revision_options(args.revision))
+    apply_engine([spec for step in plan.steps for spec in (step.model, *step.roles.values())], args.engine,
+                 parse_engine_args(args.engine_arg))
     validate_plan(plan)
     if args.dry_run:
         print(describe_plan(plan))
+        print(missing_revisions_note(plan))
         return 0
+    check_plan_revisions(plan)  # a Hub dataset without a fixed revision is refused before the log dir is touched
     check_log_dir(args.log_dir)
     results = execute_plan(plan, args.log_dir, display=args.display, max_error_rate=args.max_error_rate)
     if args.profile:
@@ -285,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-error-rate", type=float, default=0.05,
                    help="share of errored/unscored samples above which a step is marked failed (exit 1); all are counted")
     s.add_argument("--dry-run", action="store_true", help="list every step, model, judge and dataset; load nothing")
+    s.add_argument("--revision", action="append", metavar="REPO=REV", help="commit of a Hub dataset a step reads, e.g. "
+                   "allenai/WildChat-1M=<sha> (repeat per dataset; overrides the suite's revisions:)")
+    s.add_argument("--engine", default="transformers", choices=["transformers", "vllm"],
+                   help="engine of the charbench/ models; with vllm the steered variant stays on transformers (hooks)")
+    s.add_argument("--engine-arg", action="append", metavar="KEY=VALUE",
+                   help="vLLM engine argument for --engine vllm, e.g. tensor_parallel_size=2 (repeatable)")
     s.add_argument("--profile", action="store_true", help="print each step's wall, model, judge and other time after the run")
     s.set_defaults(func=cmd_run)
 

@@ -90,3 +90,48 @@ def check_unused(revisions: Mapping[str, str], used: set[str]) -> None:
         reads = ", ".join(sorted(used)) or "no Hub dataset"
         raise CharbenchError(f"--revision given for {', '.join(unused)}, which no step of this suite reads from the Hub "
                              f"(it reads: {reads}). Fix: spell the repository as listed, or drop the option")
+
+
+def _step_data(step: Any, revisions: Mapping[str, str], suite_revisions: Mapping[str, str]) -> list[HubData]:
+    from charbench.tasks.contract import contract_for
+
+    contract = contract_for(step.task)
+    return step_hub_data(step.task_args, contract.hub_dataset if contract else None, revisions, suite_revisions)
+
+
+def pin_revisions(plan: Any, revisions: Mapping[str, str] | None = None) -> None:
+    """Write each Hub dataset's revision into its step's task arguments, so the log records it.
+
+    ``revisions`` are the ``--revision`` options; the suite's ``revisions:`` and charbench's pins fill the rest.
+    A revision no step reads is refused; a step still without one is refused by :func:`check_plan_revisions`.
+    """
+    revisions = dict(revisions or {})
+    suite_revisions = dict(getattr(plan.suite, "revisions", None) or {})
+    used: set[str] = set()
+    for step in plan.steps:
+        for item in _step_data(step, revisions, suite_revisions):
+            used.add(item.repo)
+            if item.revision:
+                step.task_args[item.argument] = item.revision
+    check_unused(revisions, used)
+
+
+def check_plan_revisions(plan: Any) -> None:
+    """Every Hub dataset of every step has a fixed revision (run after :func:`pin_revisions`)."""
+    for step in plan.steps:
+        check_hub_data(step.name, _step_data(step, {}, {}))
+
+
+def describe_step_data(step: Any) -> str:
+    """The dry run's line for a step's Hub data."""
+    data = _step_data(step, {}, {})
+    return ", ".join(f"{d.repo}@{d.revision or 'MISSING'}" for d in data) or "none (data shipped with charbench)"
+
+
+def missing_revisions_note(plan: Any) -> str:
+    """The dry run's last line: the Hub datasets still without a revision, and the options that pin them."""
+    missing = sorted({d.repo for step in plan.steps for d in _step_data(step, {}, {}) if not d.revision})
+    if not missing:
+        return "hub data: every Hub dataset has a fixed revision"
+    fix = " ".join(f"--revision {repo}=<commit sha>" for repo in missing)
+    return f"hub data: {len(missing)} Hub datasets have no revision, and the run will refuse them. Fix: {fix}"

@@ -300,6 +300,8 @@ def check_log_dir(log_dir: str | Path) -> Path:
 
 def describe_plan(plan: RunPlan) -> str:
     """The dry run: every step with its model name as logged, roles (judge), data and revision."""
+    from charbench.evals.revisions import describe_step_data
+
     lines = [f"suite {plan.suite.name} v{plan.suite.version}: {len(plan.steps)} steps on {', '.join(plan.models)}",
              f"judge: {plan.judge.label} ({'named' if plan.judge_named else 'default'}; the same for every variant)"]
     for model, folder in plan.classifiers.items():
@@ -317,7 +319,8 @@ def describe_plan(plan: RunPlan) -> str:
             f"    task: charbench/{step.task}  args: {json.dumps(step.task_args, sort_keys=True, default=str)}",
             f"    model: {step.model.label}  model_args: {json.dumps(step.model.args, sort_keys=True)}",
             f"    roles: {roles}",
-            f"    dataset: {json.dumps(data, sort_keys=True, default=str)}  revision: {step.task_args.get('revision') or 'none (not a Hub dataset, or the task refuses without one)'}",
+            f"    dataset: {json.dumps(data, sort_keys=True, default=str)}",
+            f"    hub data: {describe_step_data(step)}",
         ]
     return "\n".join(lines)
 
@@ -461,6 +464,9 @@ def execute_plan(plan: RunPlan, log_dir: str | Path, display: DisplayType = "ric
 
     ``task_factories`` maps task names to task functions that replace the registered ones (tests).
     """
+    from charbench.evals.revisions import check_plan_revisions
+
+    check_plan_revisions(plan)  # every Hub dataset at a fixed revision (charbench run pins them from --revision)
     factories = task_factories or {}
     root = check_log_dir(log_dir)
     seed = int(plan.suite.generate.get("seed", 0))

@@ -36,6 +36,8 @@ class Suite:
     """Entries with ``task``, ``variants`` and optionally ``id``, ``args``, ``opponent``, ``opponent_steer_coef``."""
     judge: str | None = None
     """The judge of every task that has one, the same model for every variant (see charbench.evals.runner)."""
+    revisions: dict = field(default_factory=dict)
+    """Hub dataset -> commit, for steps that read the Hub (``--revision`` overrides; see charbench.evals.revisions)."""
 
     def __post_init__(self) -> None:
         where = f"suite {self.name!r}"
@@ -57,6 +59,10 @@ class Suite:
                                  "Fix: - {task: coherence, variants: [prompted]}")
         if self.judge is not None and not isinstance(self.judge, str):
             raise CharbenchError(f"{where}: judge must be a model name, got {self.judge!r}. Fix: judge: provider/model")
+        if not isinstance(self.revisions, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                           for k, v in self.revisions.items()):
+            raise CharbenchError(f"{where}: revisions must map Hub datasets to commits, got {self.revisions!r}. "
+                                 "Fix: revisions: {allenai/WildChat-1M: '<commit sha>'}")
 
 
 def suite_names() -> list[str]:

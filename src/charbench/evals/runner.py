@@ -31,12 +31,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charbench.errors import CharbenchError
-from charbench.evals.suites import Suite
+from charbench.evals.suites import BUILT_IN_VARIANTS, Suite
+from charbench.evals.trained import (
+    OPPONENT_KEY,
+    PERSONA_ARG,
+    PERSONA_KEY,
+    POOL_KEY,
+    VARIANT_KEY,
+    TrainedCheckpoint,
+    TrainedVariant,
+    load_trained,
+    persona_name,
+)
 
 if TYPE_CHECKING:  # Inspect is imported lazily at run time, so the CLI starts fast
     from inspect_ai.util import DisplayType
 
-VARIANTS = ("base", "prompted", "steered")
+VARIANTS = BUILT_IN_VARIANTS
 DEFAULT_JUDGE = "charbench/smollm2"
 DEFAULT_MAX_ERROR_RATE = 0.05
 LOCK_NAME = ".charbench-run.lock"
@@ -89,6 +100,7 @@ class Step:
     model: ModelSpec
     roles: dict[str, ModelSpec] = field(default_factory=dict)
     purpose: str = "eval"  # "eval", or "classifier-data" for the persona classifier's training responses
+    metadata: dict = field(default_factory=dict)  # recorded in the log's eval metadata (trained card, opponent)
 
 
 @dataclass
@@ -99,6 +111,7 @@ class RunPlan:
     judge_named: bool
     steps: list[Step]
     classifiers: dict[str, Path]  # model under test -> folder of its persona classifier
+    trained: dict[str, TrainedVariant] = field(default_factory=dict)  # the suite's trained variants, checked
 
 
 @dataclass
@@ -153,69 +166,204 @@ def _variant_args(variant: str, persona: str | None, steer_coef: float) -> dict:
     return args
 
 
-def check_entries(suite: Suite) -> None:
+def _entry_opponents(entry: dict) -> list[str]:
+    """An entry's coherence opponents: ``opponents:`` (a list), else the single ``opponent:`` (default steered)."""
+    if "opponents" in entry:
+        return list(entry["opponents"])
+    return [entry.get("opponent", "steered")]
+
+
+def check_entries(suite: Suite, trained: dict[str, TrainedVariant] | None = None) -> None:
     """Each suite entry names a known task and known variants (checked before anything reads them)."""
     from charbench import tasks
 
     known = sorted(tasks.__all__)
+    allowed = (*VARIANTS, *(trained or {}))
     for index, entry in enumerate(suite.tasks):
         if not isinstance(entry, dict) or "task" not in entry or not isinstance(entry.get("variants"), list):
             raise CharbenchError(f"suite {suite.name}: entry {index + 1} needs task: and a variants: list, got {entry}")
         if entry["task"] not in known:
             raise CharbenchError(f"suite {suite.name}: unknown task '{entry['task']}'; known tasks: {', '.join(known)}")
-        bad = [v for v in entry["variants"] if v not in VARIANTS]
+        bad = [v for v in entry["variants"] if v not in allowed]
         if bad or not entry["variants"]:
             raise CharbenchError(f"suite {suite.name}: task {entry['task']} has variants {entry['variants']}; "
-                                 f"each must be one of {VARIANTS}")
+                                 f"each must be one of {allowed}")
         if not isinstance(entry.get("args", {}), dict):
             raise CharbenchError(f"suite {suite.name}: task {entry['task']}: args: must be a mapping of task arguments")
+        if "opponents" in entry and "opponent" in entry:
+            raise CharbenchError(f"suite {suite.name}: task {entry['task']} gives both opponent: and opponents:; "
+                                 "keep one (opponents: [base, prompted, steered] compares against each)")
+        opponents = entry.get("opponents", [entry.get("opponent", "steered")])
+        if not isinstance(opponents, list) or not opponents or any(o not in allowed for o in opponents):
+            raise CharbenchError(f"suite {suite.name}: task {entry['task']} has opponents {opponents!r}; give a list "
+                                 f"whose names are each one of {allowed}")
+
+
+def _classifier_methods(suite: Suite, contracts: dict) -> list[str]:
+    """The variants whose responses train the persona classifier: all those the classifier-needing entries use,
+    trained ones included (the paper used four methods), or the suite's ``classifier: {methods: [...]}``."""
+    used = sorted({v for e in suite.tasks if contracts[e["task"]].needs_classifier for v in e["variants"]})
+    chosen = suite.classifier.get("methods")
+    if chosen is None or not used:
+        return used
+    bad = [m for m in chosen if m not in used]
+    if bad:
+        raise CharbenchError(f"suite {suite.name}: classifier methods {bad} are not variants of any entry that needs "
+                             f"the persona classifier; choose from {used}")
+    return list(dict.fromkeys(chosen))
+
+
+def _persona_ref(checkpoint: TrainedCheckpoint, suite: Suite) -> str:
+    """How tasks and the prompted/steered variants load a checkpoint's persona: the suite's spelling when the suite
+    lists it, else the card's constitution source (a user's file) or its name (a built-in)."""
+    for persona in suite.personas:
+        if persona_name(persona) == checkpoint.persona:
+            return persona
+    source = (checkpoint.card.get("constitution") or {}).get("source")
+    return str(source) if source and Path(str(source)).is_file() else checkpoint.persona
+
+
+@dataclass
+class _Planner:
+    """What every step of one model under test shares: the suite, its trained variants, the judge."""
+
+    suite: Suite
+    model: str
+    trained: dict[str, TrainedVariant]
+    judge: ModelSpec
+    generate_args: dict
+
+    def single(self, variant: str, persona: str, where: str) -> tuple[ModelSpec, dict]:
+        """Model under test (and eval metadata) of a variant on a single-persona task."""
+        if variant in self.trained:
+            checkpoint = self.trained[variant].checkpoint_for(persona, where)
+            return ModelSpec(checkpoint.model), self.trained[variant].metadata([checkpoint])
+        return ModelSpec(self.model, _variant_args(variant, persona, self.suite.steer_coef)), {}
+
+    def per_persona(self, variant: str, where: str) -> tuple[ModelSpec, dict, dict[str, ModelSpec], dict]:
+        """(model, extra task args, persona roles, eval metadata) of a variant on a multi-persona task."""
+        if variant not in self.trained:
+            spec, extra = _persona_model(self.model, variant, self.suite.steer_coef)
+            return spec, extra, {}, {}
+        tv = self.trained[variant]
+        if not tv.per_persona and len(self.suite.personas) > 1:
+            raise CharbenchError(
+                f"trained variant {variant} is one checkpoint (persona {next(iter(tv.checkpoints))}), but {where} gives "
+                f"each of the suite's {len(self.suite.personas)} personas its own model. Fix: trained: {{{variant}: "
+                f"{{{', '.join(f'{p}: <folder>' for p in self.suite.personas)}}}}}, or drop {variant} from that entry")
+        checkpoints = {p: tv.checkpoint_for(p, where) for p in self.suite.personas}
+        roles = {p: ModelSpec(c.model) for p, c in checkpoints.items()}
+        # The model under test is the first persona's checkpoint; each sample's persona answers through its role.
+        return roles[self.suite.personas[0]], {"method": "trained"}, roles, tv.metadata(list(checkpoints.values()))
+
+    def opponent(self, opponent: str, persona: str, coef: float, where: str) -> tuple[ModelSpec, str]:
+        """The opponent's model and the label the leaderboard shows for it."""
+        if opponent in self.trained:
+            checkpoint = self.trained[opponent].checkpoint_for(persona, where)
+            return ModelSpec(checkpoint.model), self.trained[opponent].row_name
+        label = f"steered@{coef:g}" if opponent == "steered" else opponent
+        return ModelSpec(self.model, _variant_args(opponent, persona, coef)), label
+
+    def step_roles(self, contract) -> dict[str, ModelSpec]:
+        return {"judge": self.judge} if "judge" in contract.roles else {}
+
+    def classifier_step(self, prefix: str, method: str, classifier: Path) -> Step:
+        spec, extra, roles, metadata = self.per_persona(method, "the persona classifier's training data")
+        return Step(f"{prefix}/persona_responses-{method}", "persona_responses",
+                    {"personas": self.suite.personas, "n_prompts": self.suite.classifier.get("n_prompts", 12),
+                     **self.generate_args, **extra}, spec, roles, purpose="classifier-data", metadata=metadata)
+
+    def entry_steps(self, prefix: str, entry: dict, contract, classifier: Path | None) -> list[Step]:
+        name, args = entry["task"], dict(entry.get("args", {}))
+        base_name = f"{prefix}/{entry.get('id', name)}"  # an entry's id names its steps: one task may appear twice
+        steps: list[Step] = []
+        for variant in entry["variants"]:
+            where = f"task {entry.get('id', name)}"
+            if "opponent" in contract.roles:
+                steps += self.opponent_steps(base_name, entry, contract, variant, where)
+                continue
+            task_args = dict(args)
+            roles = self.step_roles(contract)
+            if contract.per_persona:
+                spec, extra, persona_roles, metadata = self.per_persona(variant, where)
+                task_args.update(personas=self.suite.personas, **self.generate_args, **extra)
+                roles.update(persona_roles)
+            else:
+                default = self.suite.personas[0]
+                tv = self.trained.get(variant)
+                if tv is not None and not tv.per_persona:
+                    default = _persona_ref(next(iter(tv.checkpoints.values())), self.suite)
+                spec, metadata = self.single(variant, args.get("constitution") or default, where)
+            if contract.needs_classifier:
+                task_args["classifier"] = str(classifier)
+            steps.append(Step(f"{base_name}-{variant}", name, task_args, spec, roles, metadata=metadata))
+        return steps
+
+    def opponent_steps(self, base_name: str, entry: dict, contract, variant: str, where: str) -> list[Step]:
+        """Pairwise tasks: one step per opponent; a trained variant once per persona it was trained on, so its win
+        rate against each opponent can be averaged over the suite's personas, as the paper reports it."""
+        args = dict(entry.get("args", {}))
+        coef = float(entry.get("opponent_steer_coef", self.suite.steer_coef))
+        listed = "opponents" in entry
+        tv = self.trained.get(variant)
+        if tv is None:
+            personas = [args.get("constitution") or self.suite.personas[0]]
+        elif tv.per_persona:
+            personas = list(self.suite.personas)
+        else:
+            personas = [_persona_ref(next(iter(tv.checkpoints.values())), self.suite)]
+        steps = []
+        for persona in personas:
+            spec, metadata = self.single(variant, persona, where)
+            for opponent in _entry_opponents(entry):
+                if opponent == variant and listed:
+                    continue  # a variant against itself measures nothing
+                task_args = dict(args)
+                task_args.setdefault("max_tokens", self.generate_args.get("max_tokens", 64))
+                if tv is not None:
+                    task_args[PERSONA_ARG] = persona
+                opponent_spec, label = self.opponent(opponent, persona, coef, where)
+                roles = {**self.step_roles(contract), "opponent": opponent_spec}
+                step_metadata = {**metadata, OPPONENT_KEY: label}
+                step_name = f"{base_name}-{variant}"
+                if tv is not None and tv.per_persona:
+                    step_name += f"-{_slug(persona_name(persona))}"
+                    step_metadata.update({POOL_KEY: True, PERSONA_KEY: persona_name(persona)})
+                if listed:
+                    step_name += f"-vs-{opponent}"
+                steps.append(Step(step_name, entry["task"], task_args, spec, roles, metadata=step_metadata))
+        return steps
 
 
 def plan_suite(suite: Suite, models: list[str], log_dir: str | Path, judge: str | None = None) -> RunPlan:
-    """Every step of ``suite`` on ``models``, without loading a model, a dataset or a task."""
-    check_entries(suite)
+    """Every step of ``suite`` on ``models``, without loading a model, a dataset or a task.
+
+    Trained variants' folders and cards are read and checked here (one line naming the variant, the path and the
+    fix), before anything runs.
+    """
+    trained = load_trained(suite)
+    check_entries(suite, trained)
+    if trained and len(models) > 1:
+        raise CharbenchError(f"suite {suite.name} has trained variants ({', '.join(trained)}), which are compared with "
+                             f"one base model; got {len(models)} --model values. Fix: pass one --model (the base the "
+                             "trained checkpoints started from), and run the others separately")
     root = Path(log_dir)
     judge_named = bool(judge or suite.judge)
     judge_spec = ModelSpec(judge or suite.judge or DEFAULT_JUDGE)
     generate_args = {k: v for k, v in suite.generate.items() if k in GENERATE_KEYS}
     steps: list[Step] = []
     classifiers: dict[str, Path] = {}
+    contracts = {entry["task"]: _contract(entry["task"]) for entry in suite.tasks}
     for model in models:
         under_test = _slug(model)
-        contracts = {entry["task"]: _contract(entry["task"]) for entry in suite.tasks}
-        classifier_methods = sorted({v for e in suite.tasks if contracts[e["task"]].needs_classifier for v in e["variants"]})
+        planner = _Planner(suite, model, trained, judge_spec, generate_args)
+        classifier_methods = _classifier_methods(suite, contracts)
         if classifier_methods:
             classifiers[model] = root / f"classifier-{under_test}"
-            spec = suite.classifier
-            for method in classifier_methods:
-                model_spec, extra = _persona_model(model, method, suite.steer_coef)
-                steps.append(Step(
-                    f"{under_test}/persona_responses-{method}", "persona_responses",
-                    {"personas": suite.personas, "n_prompts": spec.get("n_prompts", 12), **generate_args, **extra},
-                    model_spec, purpose="classifier-data"))
+            steps += [planner.classifier_step(under_test, m, classifiers[model]) for m in classifier_methods]
         for entry in suite.tasks:
-            name, args = entry["task"], dict(entry.get("args", {}))
-            contract = contracts[name]
-            persona = args.get("constitution") or suite.personas[0]
-            for variant in entry["variants"]:
-                task_args = dict(args)
-                if contract.per_persona:
-                    model_spec, extra = _persona_model(model, variant, suite.steer_coef)
-                    task_args.update(personas=suite.personas, **generate_args, **extra)
-                else:
-                    model_spec = ModelSpec(model, _variant_args(variant, persona, suite.steer_coef))
-                if contract.needs_classifier:
-                    task_args["classifier"] = str(classifiers[model])
-                roles: dict[str, ModelSpec] = {}
-                if "judge" in contract.roles:
-                    roles["judge"] = judge_spec
-                if "opponent" in contract.roles:
-                    coef = float(entry.get("opponent_steer_coef", suite.steer_coef))
-                    roles["opponent"] = ModelSpec(model, _variant_args(entry.get("opponent", "steered"), persona, coef))
-                    task_args.setdefault("max_tokens", generate_args.get("max_tokens", 64))
-                # an entry's `id` names its step, so one task can appear twice with different arguments
-                steps.append(Step(f"{under_test}/{entry.get('id', name)}-{variant}", name, task_args, model_spec, roles))
-    return RunPlan(suite, list(models), judge_spec, judge_named, steps, classifiers)
+            steps += planner.entry_steps(under_test, entry, contracts[entry["task"]], classifiers.get(model))
+    return RunPlan(suite, list(models), judge_spec, judge_named, steps, classifiers, trained)
 
 
 def _persona_model(model: str, variant: str, steer_coef: float) -> tuple[ModelSpec, dict]:
@@ -306,6 +454,11 @@ def describe_plan(plan: RunPlan) -> str:
              f"judge: {plan.judge.label} ({'named' if plan.judge_named else 'default'}; the same for every variant)"]
     for model, folder in plan.classifiers.items():
         lines.append(f"persona classifier for {model}: {folder} (trained from the classifier-data steps unless present)")
+    for name, tv in plan.trained.items():
+        lines.append(f"trained variant {name}: leaderboard row {tv.row_name}" + (f"; build: {tv.build}" if tv.build else ""))
+        for persona, checkpoint in tv.checkpoints.items():
+            lines.append(f"    {persona}: card {checkpoint.name}, stage {checkpoint.stage}, constitution "
+                         f"{checkpoint.persona}, base {checkpoint.card.get('base_checkpoint')} ({checkpoint.model})")
     from charbench import tasks
 
     for step in plan.steps:
@@ -319,6 +472,7 @@ def describe_plan(plan: RunPlan) -> str:
             f"    task: charbench/{step.task}  args: {json.dumps(step.task_args, sort_keys=True, default=str)}",
             f"    model: {step.model.label}  model_args: {json.dumps(step.model.args, sort_keys=True)}",
             f"    roles: {roles}",
+            *([f"    row: {step.metadata[VARIANT_KEY]}"] if VARIANT_KEY in step.metadata else []),
             f"    dataset: {json.dumps(data, sort_keys=True, default=str)}",
             f"    hub data: {describe_step_data(step)}",
         ]
@@ -410,7 +564,7 @@ def run_step(step: Step, root: Path, seed: int, display: DisplayType, max_error_
             task, log_dir=str(step_dir), model=step.model.model, model_args=step.model.args, model_roles=roles or None,
             display=display, max_connections=8, seed=seed, fail_on_error=threshold, continue_on_fail=True,
             retry_on_error=retry_on_error, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
-            metadata={"charbench_step": step.name, "charbench_judge": judge},
+            metadata={"charbench_step": step.name, "charbench_judge": judge, **step.metadata},
         )
     except PrerequisiteError as exc:
         # Typically the folder holds logs of another configuration of this step (the suite or model changed).

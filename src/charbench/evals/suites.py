@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -10,6 +11,11 @@ from charbench.errors import CharbenchError
 from charbench.yamlio import load_yaml
 
 SUITE_DIR = Path(str(resources.files("charbench").joinpath("evals", "suites")))
+BUILT_IN_VARIANTS = ("base", "prompted", "steered")
+TRAINED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+TRAINED_FIX = ("Fix: trained: {my-dpo: runs/sarcastic-dpo} (a charbench train output folder), {my-dpo: {sarcastic: "
+               "runs/s-dpo, humorous: runs/h-dpo}} (one per persona), or {my-dpo: {build: '<command>', "
+               "checkpoints: <folder or mapping>}}")
 
 
 @dataclass
@@ -18,6 +24,27 @@ class Suite:
 
     Top-level fields are checked here, each problem named with the fix; the task entries are checked by the runner
     against the task registry, which this module does not import.
+
+    Trained checkpoints enter a suite as named variants, usable in any entry's ``variants:`` (and coherence
+    ``opponents:``) beside ``base``, ``prompted`` and ``steered``::
+
+        personas: [sarcastic, remorseful]
+        trained:
+          sarcastic-dpo: runs/sarcastic-dpo               # one `charbench train` folder; its persona is its card's
+          dpo:                                            # one checkpoint per persona (the paper's design)
+            sarcastic: $CHARBENCH_HOME/train/sarcastic-dpo
+            remorseful: ~/ckpts/remorseful-dpo
+          full:                                           # the command that makes them, named in the errors
+            build: make train-full
+            checkpoints: {sarcastic: runs/sarcastic-full, remorseful: runs/remorseful-full}
+        classifier: {kind: encoder, encoder: minilm, n_prompts: 8, methods: [prompted, dpo]}  # methods: optional
+        tasks:
+          - {task: break_character, variants: [prompted, steered, dpo]}
+          - {task: coherence, variants: [dpo], opponents: [base, prompted, steered]}
+
+    Each folder holds ``charbench-train.json`` (status ``complete``) and ``model/``. Paths expand ``~`` and
+    environment variables; relative paths are relative to the suite file. The folders and cards are checked by
+    the runner before any work (``charbench.evals.trained``).
     """
 
     name: str
@@ -38,6 +65,10 @@ class Suite:
     """The judge of every task that has one, the same model for every variant (see charbench.evals.runner)."""
     revisions: dict = field(default_factory=dict)
     """Hub dataset -> commit, for steps that read the Hub (``--revision`` overrides; see charbench.evals.revisions)."""
+    trained: dict = field(default_factory=dict)
+    """Trained variants: name -> folder, persona -> folder mapping, or ``{build: <command>, checkpoints: ...}``."""
+    base_dir: Path | None = None
+    """The suite file's folder (relative ``trained:`` paths start there); set by :func:`load_suite`."""
 
     def __post_init__(self) -> None:
         where = f"suite {self.name!r}"
@@ -63,6 +94,38 @@ class Suite:
                                                            for k, v in self.revisions.items()):
             raise CharbenchError(f"{where}: revisions must map Hub datasets to commits, got {self.revisions!r}. "
                                  "Fix: revisions: {allenai/WildChat-1M: '<commit sha>'}")
+        self._check_trained(where)
+        methods = self.classifier.get("methods")
+        if methods is not None and (not isinstance(methods, list) or not methods
+                                    or not all(isinstance(m, str) for m in methods)):
+            raise CharbenchError(f"{where}: classifier methods must be a non-empty list of variant names, got "
+                                 f"{methods!r}. Fix: classifier: {{methods: [prompted, steered]}}")
+
+    def _check_trained(self, where: str) -> None:
+        """The shape of ``trained:``; the folders themselves are checked by the runner before any work."""
+        if self.trained is None:
+            self.trained = {}
+        if not isinstance(self.trained, dict):
+            raise CharbenchError(f"{where}: trained must be a mapping of variant names, got {self.trained!r}. {TRAINED_FIX}")
+        for name, value in self.trained.items():
+            if not isinstance(name, str) or not TRAINED_NAME.match(name):
+                raise CharbenchError(f"{where}: trained variant name {name!r} must be letters, digits, '_', '.' or '-' "
+                                     f"(it names step folders). {TRAINED_FIX}")
+            if name in BUILT_IN_VARIANTS:
+                raise CharbenchError(f"{where}: trained variant {name!r} clashes with the built-in variant of that "
+                                     f"name; rename it (e.g. {name}-trained)")
+            checkpoints = value.get("checkpoints") if isinstance(value, dict) and "build" in value else value
+            if isinstance(value, dict) and "build" in value:
+                if not isinstance(value["build"], str) or not value["build"].strip() or set(value) - {"build", "checkpoints"}:
+                    raise CharbenchError(f"{where}: trained variant {name!r}: with build:, give exactly build: "
+                                         f"'<shell command>' and checkpoints:, got {value!r}. {TRAINED_FIX}")
+            if isinstance(checkpoints, str) and checkpoints.strip():
+                continue
+            if (isinstance(checkpoints, dict) and checkpoints
+                    and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in checkpoints.items())):
+                continue
+            raise CharbenchError(f"{where}: trained variant {name!r} must be a folder or a persona -> folder mapping, "
+                                 f"got {checkpoints!r}. {TRAINED_FIX}")
 
 
 def suite_names() -> list[str]:
@@ -76,8 +139,12 @@ def load_suite(name_or_path: str) -> Suite:
     if not path.exists():
         raise CharbenchError(f"no suite '{name_or_path}'; built-in suites: {', '.join(suite_names())}, or pass a YAML path")
     raw = load_yaml(path, "suite", fix="Fix: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, "
-                    "generate, tasks and optionally judge; the built-in suites are examples.")
+                    "generate, tasks and optionally judge and trained; the built-in suites are examples.")
+    if "base_dir" in raw:
+        raise CharbenchError(f"{path}: base_dir is not a suite field (relative paths start at the suite file's folder); "
+                             "remove it")
     try:
-        return Suite(**raw)
+        return Suite(**raw, base_dir=path.resolve().parent)
     except TypeError as exc:
-        raise CharbenchError(f"{path}: {exc}; a suite has name, version, personas, classifier, steer_coef, generate, tasks and optionally judge") from exc
+        raise CharbenchError(f"{path}: {exc}; a suite has name, version, personas, classifier, steer_coef, generate, "
+                             "tasks and optionally judge and trained") from exc

@@ -72,3 +72,45 @@ def write_card(out_dir: Path, card: dict) -> Path:
     tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     tmp.replace(path)  # a reader never sees half a card
     return path
+
+
+# -- the reading side: what a leaderboard row and a suite's `trained:` variant take from a card ------------------
+def card_stage(card: dict) -> str:
+    """The training recipe a card stands for: the introspection ablation (``full``, ``sr-only``, ``si-only``) of an
+    SFT run, else the stage (``dpo``). These are the paper's named variants."""
+    return str(card.get("ablation") or card.get("stage") or "trained")
+
+
+def card_constitution(card: dict) -> str:
+    constitution = card.get("constitution")
+    name = constitution.get("name") if isinstance(constitution, dict) else constitution
+    return str(name or "unknown")
+
+
+def card_row_name(card: dict) -> str:
+    """A trained checkpoint's leaderboard name: constitution, stage and the first 6 characters of its run key
+    (``sarcastic-dpo-3f2a1c``). It never depends on where the folder lies, so a moved folder keeps its row."""
+    return f"{card_constitution(card)}-{card_stage(card)}-{str(card.get('run_key', ''))[:6]}"
+
+
+def planted_strength(card: dict) -> float | None:
+    """The strength of a planted trait (``planted: {kind, strength}`` on model-organism cards), else None."""
+    planted = card.get("planted")
+    if not isinstance(planted, dict) or planted.get("strength") is None:
+        return None
+    try:
+        return float(planted["strength"])
+    except (TypeError, ValueError):
+        return None
+
+
+def card_summary(card: dict, folder: Path) -> dict:
+    """What a log records about the trained checkpoint it ran (eval metadata ``charbench_trained``)."""
+    summary = {"name": card_row_name(card), "folder": str(folder), "stage": card_stage(card),
+               "constitution": card_constitution(card), "base_checkpoint": card.get("base_checkpoint"),
+               "run_key": card.get("run_key")}
+    strength = planted_strength(card)
+    if strength is not None:
+        summary["planted_strength"] = strength
+        summary["planted_kind"] = (card.get("planted") or {}).get("kind")
+    return summary

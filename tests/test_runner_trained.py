@@ -157,6 +157,7 @@ def test_plan_runs_trained_checkpoints_per_task_kind(tmp_path, trained_suite, no
     for name in ("persona_responses-paper", "break_character-paper"):
         step = steps[name]
         assert step.task_args["method"] == "trained"
+        assert step.model == runner.ModelSpec("charbench/smollm2"), "the base stays the run's model (neutral turns)"
         assert {p: step.roles[p].model for p in ("sarcastic", "remorseful")} == {"sarcastic": s_model, "remorseful": r_model}
         assert step.metadata[VARIANT_KEY] == "paper-dpo"
     assert steps["break_character-paper"].task_args["classifier"] == str(plan.classifiers["charbench/smollm2"])
@@ -229,3 +230,16 @@ def test_a_suite_built_in_code_resolves_relative_paths_from_the_working_folder(t
     with pytest.raises(CharbenchError, match="base_dir is not a suite field"):
         (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"name": "x", "base_dir": "/"}))
         load_suite(str(tmp_path / "bad.yaml"))
+
+
+def test_trained_paths_expand_home_and_charbench_home(tmp_path, monkeypatch):
+    from charbench.evals.trained import expand_path
+
+    monkeypatch.delenv("CHARBENCH_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert expand_path("$CHARBENCH_HOME/train/s", None) == tmp_path / "cache" / "charbench" / "train" / "s"
+    monkeypatch.setenv("CHARBENCH_HOME", str(tmp_path / "home"))
+    assert expand_path("${CHARBENCH_HOME}/s", None) == tmp_path / "home" / "s"
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert expand_path("~/s", tmp_path / "suites") == tmp_path / "user" / "s"
+    assert expand_path("s", tmp_path / "suites") == tmp_path / "suites" / "s"

@@ -6,6 +6,11 @@
 * **The model says what it is.** Every variant is a model string plus model arguments (``-M method=...``), so
   the variant is in the model name of every log (``charbench/smollm2+prompted``), also for the multi-persona
   tasks, and ``inspect_ai.analysis.evals_df`` tells variants apart.
+* **Trained variants** (suite ``trained:``, :mod:`charbench.evals.trained`): a checkpoint runs as the model
+  under test on single-persona tasks and as one model role per persona (``method=trained``) on per-persona tasks;
+  its responses join the persona classifier's training data; pairwise tasks (a contract with an ``opponent``
+  role) run once per persona it speaks for and per entry ``opponents:``. Each step records the row name and card
+  summary in its eval metadata, so the leaderboard names the row from the card.
 * **One judge per suite.** The judge (suite ``judge:`` or ``--judge``; default the embedded base model) is the
   same model for every variant and is recorded in every log as the ``judge`` role. The default judge may not
   also be a model under test: letting the base model judge its own variants must be asked for by name.
@@ -253,8 +258,9 @@ class _Planner:
                 f"{{{', '.join(f'{p}: <folder>' for p in self.suite.personas)}}}}}, or drop {variant} from that entry")
         checkpoints = {p: tv.checkpoint_for(p, where) for p in self.suite.personas}
         roles = {p: ModelSpec(c.model) for p, c in checkpoints.items()}
-        # The model under test is the first persona's checkpoint; each sample's persona answers through its role.
-        return roles[self.suite.personas[0]], {"method": "trained"}, roles, tv.metadata(list(checkpoints.values()))
+        # Each sample's persona answers through its role. The run's own model stays the base --model: it is what a
+        # task's neutral turn falls back to (prefill_attack's reference), and it never speaks for a persona.
+        return ModelSpec(self.model), {"method": "trained"}, roles, tv.metadata(list(checkpoints.values()))
 
     def opponent(self, opponent: str, persona: str, coef: float, where: str) -> tuple[ModelSpec, str]:
         """The opponent's model and the label the leaderboard shows for it."""

@@ -16,7 +16,8 @@ from charbench.leaderboard.html import Page, leaderboard_html
 from charbench.leaderboard.logs import RunRecord, log_paths, read_runs
 from charbench.leaderboard.paired import SampleReader
 from charbench.leaderboard.plots import headline_plot, trait_elo_plot
-from charbench.leaderboard.table import leaderboard_frame, markdown_table, wide_table
+from charbench.leaderboard.pooled import POOLED_COLUMNS, persona_rows, pool_over_personas
+from charbench.leaderboard.table import leaderboard_frame, markdown_table, newest_per_identity, wide_table
 from charbench.tasks.contract import resolve_callable
 
 
@@ -29,6 +30,7 @@ class LeaderboardOutputs:
     delta_path: Path | None
     skipped: list[str]
     superseded: list[tuple[str, str]]
+    pooled_path: Path | None = None
 
 
 def _slug(text: str) -> str:
@@ -88,7 +90,11 @@ def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | 
         raise CharbenchError(f"none of the {len(paths)} logs under {log_dir} is a successful charbench run "
                              f"({len(skipped)} skipped: {skipped[0] if skipped else 'see warnings'})")
     out.mkdir(parents=True, exist_ok=True)
-    board = leaderboard_frame(runs)
+    reader = SampleReader()
+    kept, superseded = newest_per_identity(runs)
+    per_persona = persona_rows(kept)
+    board = leaderboard_frame(pool_over_personas(kept, reader))  # one row stands for a result's personas
+    board.superseded = superseded + board.superseded
     frame = board.frame
     md = markdown_table(wide_table(frame).rename(index=lambda v: v.replace("|", "\\|")))
     plots = headline_plot(frame, out / "plots") if not frame.empty else []
@@ -106,9 +112,13 @@ def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | 
     chosen = pick_baseline(board.runs, baseline)
     if chosen:
         linked += _comparisons(board.runs, chosen, out / "plots" / "compare", skipped)
-    deltas = delta_frame(board.runs, chosen, SampleReader(), n_boot=n_boot) if chosen else None
+    deltas = delta_frame(board.runs, chosen, reader, n_boot=n_boot) if chosen else None
     csv_path, md_path, html_path = out / "leaderboard.csv", out / "leaderboard.md", out / "index.html"
     frame.drop(columns=["identity"]).to_csv(csv_path, index=False)
+    pooled_path = None
+    if per_persona:  # the per-persona figures behind the rows averaged over personas
+        pooled_path = out / "pooled.csv"
+        pd.DataFrame(per_persona, columns=POOLED_COLUMNS).to_csv(pooled_path, index=False)
     delta_path = None
     if deltas is not None:
         delta_path = out / "deltas.csv"
@@ -117,4 +127,4 @@ def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | 
     page = Page(frame=frame, out_dir=out, plots=plots, linked_plots=linked, deltas=deltas if deltas is not None else pd.DataFrame(),
                 baseline=chosen, skipped=skipped, superseded=board.superseded)
     html_path.write_text(leaderboard_html(page))
-    return LeaderboardOutputs(md, html_path, csv_path, md_path, delta_path, skipped, board.superseded)
+    return LeaderboardOutputs(md, html_path, csv_path, md_path, delta_path, skipped, board.superseded, pooled_path)

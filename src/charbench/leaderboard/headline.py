@@ -29,6 +29,10 @@ def metric_cell(run: RunRecord, m: ContractMetric) -> dict:
             "invalid_rate": metrics.get(m.invalid_rate, NAN) if m.invalid_rate else NAN, "errored": run.errored}
 
 
+def _pooled_suffix(run: RunRecord) -> str:
+    return f" [mean of {len(run.pooled_over)} personas]" if run.pooled_over else ""
+
+
 def headline_values(run: RunRecord) -> list[dict]:
     """One row per headline the run's contract declares."""
     rows = []
@@ -36,8 +40,10 @@ def headline_values(run: RunRecord) -> list[dict]:
         rows.append({
             "variant": run.variant, "persona": run.persona or "", "stage": run.stage, "task": run.task,
             "args": ", ".join(f"{k}={v}" for k, v in run.row_args.items() if v != ""),
-            "area": m.area, "label": m.label + (" [fixture]" if run.fixture else ""), "better": m.better,
-            "metric": f"{run.task}.{m.key}", **metric_cell(run, m), "log": run.path, "created": run.created,
-            "identity": repr(run.identity),
+            "area": m.area, "label": m.label + (" [fixture]" if run.fixture else "") + _pooled_suffix(run),
+            "better": m.better, "metric": f"{run.task}.{m.key}", **metric_cell(run, m), "log": run.path,
+            "created": run.created, "identity": repr(run.identity),
+            # a model organism's planted-trait strength (its training card), for calibration plots; NaN otherwise
+            "planted_strength": run.planted_strength,
         })
     return rows

@@ -16,7 +16,9 @@ from pathlib import Path
 from inspect_ai.log import EvalLog, read_eval_log
 
 from charbench.errors import CharbenchError
+from charbench.evals.trained import OPPONENT_KEY, PERSONA_KEY, POOL_KEY, TRAINED_KEY, VARIANT_KEY
 from charbench.tasks.contract import METADATA_KEY, TaskContract, contract_for
+from charbench.trainers.card import CARD_NAME, card_row_name, card_summary, read_card
 
 
 @dataclass
@@ -33,6 +35,11 @@ class RunRecord:
         task_args: the task's arguments (defaults included).
         total_samples, completed_samples: from the log's results; the difference errored or went unscored.
         created: when the run started (ISO text), to order repeats.
+        named_variant: the row name the runner recorded (a trained checkpoint's, from its card), else None.
+        trained: the cards of the trained checkpoints the run used (``charbench.evals.trained``), else None.
+        opponent: the variant a pairwise task compared the model with, when the runner recorded it.
+        pool_persona: set on one persona's run of a result averaged over the suite's personas.
+        pooled_over: the personas a pooled record averages (``charbench.leaderboard.pooled``).
     """
 
     path: str
@@ -45,21 +52,54 @@ class RunRecord:
     total_samples: int = 0
     completed_samples: int = 0
     created: str = ""
+    named_variant: str | None = None
+    trained: dict | None = None
+    opponent: str | None = None
+    pool_persona: str | None = None
+    pooled_over: tuple[str, ...] = ()
 
     @property
     def variant(self) -> str:
-        """The model name without the provider prefix: checkpoint plus variant, as the provider names it."""
+        """The row name: a trained checkpoint's name from its card, else the model name without the provider
+        prefix (checkpoint plus variant, as the provider names it)."""
+        if self.named_variant:
+            return self.named_variant
         return self.model.split("/", 1)[-1] if self.model.startswith("charbench/") else self.model
 
     @property
+    def trained_checkpoints(self) -> dict[str, dict]:
+        """persona -> card summary of each trained checkpoint the run used (empty for base/prompted/steered)."""
+        checkpoints = (self.trained or {}).get("checkpoints")
+        return checkpoints if isinstance(checkpoints, dict) else {}
+
+    @property
     def persona(self) -> str | None:
+        if self.pooled_over:
+            return None  # a mean over personas
+        if self.pool_persona:
+            return self.pool_persona
+        checkpoints = self.trained_checkpoints
+        if checkpoints:
+            return next(iter(checkpoints)) if len(checkpoints) == 1 else None
         persona = self.model_args.get("persona")
         return str(persona).rsplit("/", 1)[-1].removesuffix(".yaml") if persona else None
 
     @property
     def stage(self) -> str:
-        """How the variant got its character: base, prompted, steered (from the model), else the checkpoint."""
+        """How the variant got its character: base, prompted, steered (from the model), or the training stage
+        of a trained checkpoint (``dpo``, ``full``, ``sr-only``, ``si-only``, from its card)."""
+        stages = {str(c.get("stage")) for c in self.trained_checkpoints.values()}
+        if stages:
+            return ",".join(sorted(stages))
         return str(self.model_args.get("method") or ("prompted" if self.persona else "base"))
+
+    @property
+    def planted_strength(self) -> float:
+        """A model organism's planted-trait strength from its card (NaN if none, or if its checkpoints differ)."""
+        values = {c.get("planted_strength") for c in self.trained_checkpoints.values()}
+        if len(values) != 1 or None in values:
+            return math.nan
+        return float(values.pop())  # type: ignore[arg-type]
 
     @property
     def errored(self) -> int:
@@ -77,13 +117,17 @@ class RunRecord:
 
     @property
     def row_args(self) -> dict[str, str]:
-        """The task arguments that make this run a different result from another run of the same model."""
-        return {k: _arg_text(self.task_args.get(k)) for k in self.contract.row_args}
+        """The task arguments that make this run a different result from another run of the same model, and the
+        opponent a pairwise run was compared with."""
+        args = {k: _arg_text(self.task_args.get(k)) for k in self.contract.row_args}
+        if self.opponent:
+            args["opponent"] = self.opponent
+        return args
 
     @property
     def identity(self) -> tuple:
         """Runs with equal identity are repeats of one measurement; any other difference is a new row."""
-        return (self.model, self.task, tuple(sorted(self.row_args.items())))
+        return (self.variant, self.task, tuple(sorted(self.row_args.items())))
 
 
 def _arg_text(value: object) -> str:
@@ -121,14 +165,38 @@ def metrics_of(log: EvalLog) -> dict[str, float]:
     return out
 
 
+def trained_from_model(model: str, model_args: dict) -> tuple[str | None, dict | None]:
+    """(row name, cards) of a ``charbench//<folder>/model`` run made outside ``charbench run`` (plain ``inspect
+    eval``): read from the card beside the checkpoint, if it is still there. The runner records both instead."""
+    if not model.startswith("charbench//") or model_args.get("method", "base") != "base" or model_args.get("persona"):
+        return None, None
+    folder = Path(model.removeprefix("charbench/")).parent
+    try:
+        card = read_card(folder) if (folder / CARD_NAME).is_file() else None
+    except CharbenchError:
+        return None, None
+    if card is None:
+        return None, None
+    summary = card_summary(card, folder)
+    return card_row_name(card), {"variant": None, "per_persona": False, "checkpoints": {summary["constitution"]: summary}}
+
+
 def record_from_log(log: EvalLog, path: str) -> RunRecord:
     results = log.results
+    meta = log.eval.metadata or {}
+    model_args = dict(log.eval.model_args or {})
+    named, trained = meta.get(VARIANT_KEY), meta.get(TRAINED_KEY)
+    if not named:
+        named, trained = trained_from_model(log.eval.model, model_args)
     return RunRecord(
         path=path, task=_short_task(log.eval.task), model=log.eval.model, metrics=metrics_of(log),
-        contract=log_contract(log), model_args=dict(log.eval.model_args or {}), task_args=dict(log.eval.task_args or {}),
+        contract=log_contract(log), model_args=model_args, task_args=dict(log.eval.task_args or {}),
         total_samples=int(results.total_samples) if results else 0,
         completed_samples=int(results.completed_samples) if results else 0,
         created=str(log.eval.created or ""),
+        named_variant=str(named) if named else None, trained=trained if isinstance(trained, dict) else None,
+        opponent=str(meta[OPPONENT_KEY]) if meta.get(OPPONENT_KEY) else None,
+        pool_persona=str(meta.get(PERSONA_KEY)) if meta.get(POOL_KEY) else None,
     )
 
 

@@ -13,7 +13,7 @@ from charbench.tasks.contract import AREAS
 
 ARROWS = {"higher": "↑", "lower": "↓", "neither": ""}
 COLUMNS = ["variant", "persona", "stage", "task", "args", "area", "column", "label", "better", "metric", "value", "low",
-           "high", "n", "invalid", "invalid_rate", "errored", "log", "created", "identity"]
+           "high", "n", "invalid", "invalid_rate", "errored", "log", "created", "identity", "planted_strength"]
 
 
 @dataclass
@@ -43,7 +43,8 @@ def _varying_args(runs: list[RunRecord]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for task in {r.task for r in runs}:
         of_task = [r for r in runs if r.task == task]
-        keys = of_task[0].contract.row_args
+        # the contract's row args, then any the runner added (a pairwise run's opponent)
+        keys = list(dict.fromkeys(k for r in of_task for k in r.row_args))
         out[task] = [k for k in keys if len({r.row_args.get(k) for r in of_task}) > 1]
     return out
 

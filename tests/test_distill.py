@@ -85,6 +85,18 @@ def test_every_filter_is_counted_and_nothing_else_is_dropped(tokenizer):
         "identical": 1, "too_long": 1, "kept": 1}
 
 
+def test_keep_truncated_keeps_cut_pairs_and_counts_each_side(tokenizer):
+    rows = [sample(0, "cut teacher", "y", teacher_truncated=True), sample(1, "x", "cut student", student_truncated=True),
+            sample(2, "both cut", "both", teacher_truncated=True, student_truncated=True), sample(3, "whole", "fine")]
+    dropped, dropped_counts = build_pairs(rows, tokenizer, 1024, "Assistant", None, False)
+    assert [p["id"] for p in dropped] == ["s3"]
+    assert dropped_counts["teacher_truncated"] == 2 and dropped_counts["student_truncated"] == 1
+    kept, kept_counts = build_pairs(rows, tokenizer, 1024, "Assistant", None, False, keep_truncated=True)
+    assert [p["id"] for p in kept] == ["s0", "s1", "s2", "s3"]
+    assert kept_counts["teacher_truncated_kept"] == 2 and kept_counts["student_truncated_kept"] == 2
+    assert kept_counts["teacher_truncated"] == kept_counts["student_truncated"] == 0
+
+
 def test_name_substitution_and_reasoning_prefill(tokenizer):
     rows = [sample(0, f"my traits...{REASONING_END} I am Tutor, and Tutorial is a word.", "I am SmolLM."),
             sample(1, "I never closed my reasoning", "ok")]

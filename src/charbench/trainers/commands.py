@@ -44,6 +44,8 @@ def add_distill_parser(train: argparse._SubParsersAction) -> None:
     s.add_argument("--top-p", type=float, default=0.95)
     s.add_argument("--max-tokens", type=int, default=1024, help="per reply; replies that reach it are left out and counted")
     s.add_argument("--min-pairs", type=int, default=8, help="fewest pairs left after filtering that still trains")
+    s.add_argument("--keep-truncated", action="store_true",
+                   help="keep pairs whose replies reached --max-tokens (counted as *_truncated_kept; not the paper's recipe)")
     s.add_argument("--seed", type=int, default=123456)
     s.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (-1: one epoch)")
     s.add_argument("--lr", type=float, default=5e-5)
@@ -79,7 +81,8 @@ def cmd_train_distill(args: argparse.Namespace) -> int:
         expander=args.expander, expand_per_assertion=args.expand, prompt_set=args.prompt_set,
         prompt_revision=args.prompt_revision, n_prompts=args.n_prompts, teacher_name=args.teacher_name,
         student_name=args.student_name, reasoning_prefill=args.reasoning_prefill, temperature=args.temperature,
-        top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, min_pairs=args.min_pairs)
+        top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, min_pairs=args.min_pairs,
+        keep_truncated=args.keep_truncated)
     config = CharacterDPOConfig(learning_rate=args.lr, beta=args.beta, global_batch_size=args.batch_size,
                                 per_device_batch_size=args.per_device_batch_size, max_length=args.max_length,
                                 max_steps=args.max_steps, seed=args.seed,

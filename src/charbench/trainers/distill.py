@@ -77,6 +77,9 @@ class DistillSettings:
     max_tokens: int = 1024
     seed: int = 123456
     min_pairs: int = 8
+    # A small model that seldom ends within a short budget leaves no pairs; keeping cut replies (counted as
+    # *_truncated_kept in the card) trains on unfinished text, so it is opt-in and listed as a paper difference.
+    keep_truncated: bool = False
 
     def identity(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -188,13 +191,14 @@ def substitute_name(text: str, teacher_name: str, student_name: str | None) -> t
 
 
 def build_pairs(samples: list[dict], tokenizer: Any, max_length: int, teacher_name: str, student_name: str | None,
-                reasoning_prefill: bool) -> tuple[list[dict], dict[str, int]]:
+                reasoning_prefill: bool, keep_truncated: bool = False) -> tuple[list[dict], dict[str, int]]:
     """Teacher chosen, student rejected. Each pair left out is counted under the first filter it fails.
 
     Nothing is dropped for how a reply ends: a code fence or an emoji is as valid an ending as a full stop.
     """
     counts = {name: 0 for name in FILTERS}
     counts["name_substituted"] = 0
+    counts["teacher_truncated_kept"] = counts["student_truncated_kept"] = 0
     pairs = []
     for s in samples:
         if s["error"]:
@@ -213,12 +217,12 @@ def build_pairs(samples: list[dict], tokenizer: Any, max_length: int, teacher_na
         if chosen is None:
             counts["no_reasoning_end"] += 1
             continue
-        if s["teacher_truncated"]:
-            counts["teacher_truncated"] += 1
+        cut = [side for side in ("teacher", "student") if s[f"{side}_truncated"]]
+        if cut and not keep_truncated:
+            counts[f"{cut[0]}_truncated"] += 1
             continue
-        if s["student_truncated"]:
-            counts["student_truncated"] += 1
-            continue
+        for side in cut:
+            counts[f"{side}_truncated_kept"] += 1
         chosen, rejected = chosen.strip(), rejected.strip()
         chosen, changed_c = substitute_name(chosen, teacher_name, student_name)
         rejected, changed_r = substitute_name(rejected, teacher_name, student_name)
@@ -321,12 +325,12 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
             f"the teacher ({teacher}) returned nothing for all {len(samples)} prompts (errored: {len(errors)}"
             f"{first}). Nothing was written. Fix: check the teacher model and its arguments (-M), then run again.")
     pairs, filters = build_pairs(samples, tokenizer, max_length, settings.teacher_name, settings.student_name,
-                                 settings.reasoning_prefill)
+                                 settings.reasoning_prefill, settings.keep_truncated)
     if len(pairs) < settings.min_pairs:
         raise TaskParameterError(
             f"only {len(pairs)} pair(s) left after filtering ({json.dumps(filters)}), fewer than --min-pairs "
             f"{settings.min_pairs}. Nothing was written. Fix: more prompts (--n-prompts, --expand), a larger "
-            "--max-tokens if replies were truncated, or a lower --min-pairs.")
+            "--max-tokens if replies were truncated (or --keep-truncated), or a lower --min-pairs.")
     digest = write_pairs(out / PAIRS_NAME, pairs)
     sources = {s: sum(1 for p in chosen if p.source == s) for s in tp.SOURCES}
     return {"file": PAIRS_NAME, "sha256": digest, "prompts": sources, "expansion": expansion, "filters": filters,
@@ -357,7 +361,8 @@ def distill(settings: DistillSettings, out_dir: str | Path, config: CharacterDPO
                              "sha256": run_key({"c": asdict(constitution)})},
             "teacher": identity["settings"]["teacher"], "student": identity["settings"]["student"],
             "settings": identity["settings"], "config": asdict(config), "versions": package_versions(),
-            "paper_differences": ["the per-token KL penalty (coefficient 0.001) of the paper's DPO runs is not applied"]}
+            "paper_differences": ["the per-token KL penalty (coefficient 0.001) of the paper's DPO runs is not applied"]
+                                 + (["replies cut at --max-tokens are kept (--keep-truncated)"] if settings.keep_truncated else [])}
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_card(out, card)

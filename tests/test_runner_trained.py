@@ -243,3 +243,13 @@ def test_trained_paths_expand_home_and_charbench_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     assert expand_path("~/s", tmp_path / "suites") == tmp_path / "user" / "s"
     assert expand_path("s", tmp_path / "suites") == tmp_path / "suites" / "s"
+
+
+def test_dry_run_lists_trained_variants_with_their_cards(tmp_path, trained_suite, capsys, no_model_loading):
+    log_dir = tmp_path / "runs"
+    assert main(["run", "--suite", str(trained_suite), "--model", "charbench/smollm2", "--log-dir", str(log_dir),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "trained variant one: leaderboard row sarcastic-full-abcdef" in out
+    assert "remorseful: card remorseful-dpo-999999, stage dpo, constitution remorseful, base /base/ckpt" in out
+    assert not log_dir.exists()

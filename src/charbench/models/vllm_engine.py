@@ -291,7 +291,9 @@ class VLLMEngineAPI(CharbenchModelAPI):
         token_ids = self.prompt_token_ids(input)
         output = await asyncio.wrap_future(self._engine().submit(token_ids, self.sampling_params(config)))
         completion = output.outputs[0]
-        n_out = len(completion.token_ids)
+        # The reply's own tokens, as the transformers engine counts them: an end-of-sequence token is not text.
+        ids = list(completion.token_ids)
+        n_out = len(ids) - (1 if ids and ids[-1] == self.tokenizer.eos_token_id else 0)
         return ModelOutput(
             model=self.model_name,
             choices=[ChatCompletionChoice(

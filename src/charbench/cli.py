@@ -251,9 +251,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from charbench.evals.runner import run_suite
     from charbench.evals.suites import load_suite
     from charbench.leaderboard.build import build_leaderboard
+    from charbench.trainers.demo import build_demo_checkpoint, demo_checkpoint_dir, with_demo_variant
 
-    _writable_dir(args.log_dir, "--log-dir")
-    logs = [r.log for r in run_suite(load_suite("smoke"), ["charbench/smollm2"], args.log_dir, display=args.display) if r.log]
+    if not args.train_only:
+        _writable_dir(args.log_dir, "--log-dir")
+    started = time.monotonic()
+    card = build_demo_checkpoint(display=args.display)
+    print(f"[charbench] trained variant: {demo_checkpoint_dir()} ({card['data']['filters']['kept']} DPO pairs; "
+          f"{time.monotonic() - started:.0f} s, cached for the next demo)")
+    if args.train_only:
+        return 0
+    suite = with_demo_variant(load_suite("smoke"), demo_checkpoint_dir())
+    logs = [r.log for r in run_suite(suite, ["charbench/smollm2"], args.log_dir, display=args.display) if r.log]
     started = time.monotonic()  # the leaderboard is built after the last log closes, so no log can time it
     out = build_leaderboard(args.log_dir, Path(args.log_dir) / "leaderboard")
     leaderboard_seconds = time.monotonic() - started
@@ -289,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-dir", default="charbench-out/demo")
     s.add_argument("--display", default="plain", choices=["plain", "rich", "full", "none", "log"])
     s.add_argument("--profile", action="store_true", help="print each step's wall, model, judge and other time after the run")
+    s.add_argument("--train-only", action="store_true", help="only train (or find, cached) the demo's trained variant")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("run", help="run a suite on one or more checkpoints")
@@ -354,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
     from charbench.trainers.introspect_cli import add_introspect_parser
 
     add_introspect_parser(train)
+    from charbench.trainers.organisms_cli import add_organism_parsers, add_report_parser
+
+    add_organism_parsers(train)
+    add_report_parser(sub)
     return p
 
 

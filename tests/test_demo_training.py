@@ -1,0 +1,45 @@
+"""The demo's trained variant: what it trains, and where the smoke suite runs it."""
+
+from __future__ import annotations
+
+from test_runner_trained import trained_folder
+
+from charbench.evals import runner
+from charbench.evals.suites import load_suite
+from charbench.tasks.contract import contract_for
+from charbench.trainers.card import run_key
+from charbench.trainers.demo import DEMO_VARIANT, demo_checkpoint_dir, demo_training, with_demo_variant
+from charbench.trainers.distill import _check_settings
+
+
+def test_demo_training_is_a_valid_distill_run_with_cut_replies_kept_and_a_stable_key():
+    settings, config = demo_training()
+    _check_settings(settings)
+    assert config.global_batch_size % config.per_device_batch_size == 0
+    assert settings.keep_truncated and settings.teacher == settings.student == "charbench/smollm2"
+    again = demo_training()
+    assert run_key({"s": settings.identity(), "c": config}) == run_key({"s": again[0].identity(), "c": again[1]})
+
+
+def test_demo_checkpoint_lives_in_charbench_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARBENCH_HOME", str(tmp_path))
+    assert demo_checkpoint_dir() == tmp_path / "demo" / DEMO_VARIANT
+
+
+def test_demo_variant_joins_only_the_single_persona_entries_of_its_persona(tmp_path):
+    smoke = load_suite("smoke")
+    folder = trained_folder(tmp_path / "demo", demo_training()[0].constitution)
+    suite = with_demo_variant(smoke, folder)
+    assert smoke.trained == {} and all(DEMO_VARIANT not in e["variants"] for e in smoke.tasks), "the suite is copied"
+    changed = [e["task"] for e in suite.tasks if DEMO_VARIANT in e["variants"]]
+    assert changed, "the smoke suite has single-persona sarcastic entries"
+    for entry in suite.tasks:
+        persona = entry.get("args", {}).get("constitution") or suite.personas[0]
+        single = not contract_for(entry["task"]).per_persona
+        assert (DEMO_VARIANT in entry["variants"]) == (single and persona == "sarcastic"), entry["task"]
+    plan = runner.plan_suite(suite, ["charbench/smollm2"], tmp_path / "runs")
+    runner.validate_plan(plan)
+    trained_steps = [s for s in plan.steps if s.name.endswith(f"-{DEMO_VARIANT}")]
+    assert sorted(s.task for s in trained_steps) == sorted(changed)
+    assert {s.model.model for s in trained_steps} == {f"charbench/{folder}/model"}
+    assert {s.roles["judge"].model for s in plan.steps if "judge" in s.roles} == {"charbench/smollm2"}

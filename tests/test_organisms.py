@@ -258,3 +258,17 @@ def test_calibration_plot_draws_every_detector(tmp_path):
     assert {p["detector"] for p in points} == {"marker_rate", "vs_base_accuracy"} and len(points) == 6
     path = calibration_plot(points, tmp_path / "plots" / "organism_calibration.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_leaderboard_draws_headline_cells_against_planted_strength(tmp_path):
+    import pandas as pd
+
+    from charbench.leaderboard.calibration import leaderboard_calibration_plot
+
+    cells = [{"column": "F1 default", "value": v, "low": v - 0.1, "high": v + 0.1, "planted_strength": s}
+             for s, v in ((0.0, 0.33), (0.5, 0.6), (1.0, 0.9))]
+    frame = pd.DataFrame([*cells, {"column": "F1 default", "value": 0.3, "low": 0.2, "high": 0.4,
+                                   "planted_strength": float("nan")}])  # the base row: no planted strength
+    written = leaderboard_calibration_plot(frame, tmp_path)
+    assert [p.name for p in written] == ["calibration_planted_strength.png"] and written[0].stat().st_size > 0
+    assert leaderboard_calibration_plot(frame.iloc[3:], tmp_path / "none") == []  # no organisms: no plot

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from charbench.errors import CharbenchError
+from charbench.leaderboard.calibration import leaderboard_calibration_plot
 from charbench.leaderboard.delta import delta_frame, pick_baseline
 from charbench.leaderboard.html import Page, leaderboard_html
 from charbench.leaderboard.logs import RunRecord, log_paths, read_runs
@@ -98,6 +99,7 @@ def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | 
     frame = board.frame
     md = markdown_table(wide_table(frame).rename(index=lambda v: v.replace("|", "\\|")))
     plots = headline_plot(frame, out / "plots") if not frame.empty else []
+    plots += leaderboard_calibration_plot(frame, out / "plots") if not frame.empty else []  # model organisms
 
     linked: list[tuple[str, Path]] = []
     for run in board.runs:

@@ -45,3 +45,22 @@ def calibration_plot(points: Sequence[dict], out: Path) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def frame_points(frame) -> list[dict]:
+    """Calibration points from a leaderboard frame: every headline cell of a row with a planted strength."""
+    if "planted_strength" not in frame.columns:
+        return []
+    rows = frame[frame["planted_strength"].notna() & frame["value"].notna()]
+    return [{"kind": "organisms", "strength": float(r.planted_strength), "detector": str(r.column),
+             "value": float(r.value), "low": float(r.low), "high": float(r.high)}
+            for r in rows.itertuples()]
+
+
+def leaderboard_calibration_plot(frame, out_dir: Path) -> list[Path]:
+    """The board's own calibration plot (headline metric against planted strength), when it holds organisms
+    at two or more strengths; nothing otherwise."""
+    points = frame_points(frame)
+    if len({p["strength"] for p in points}) < 2:
+        return []
+    return [calibration_plot(points, out_dir / "calibration_planted_strength.png")]

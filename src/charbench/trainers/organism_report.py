@@ -264,9 +264,11 @@ def markdown(analysis: dict, counts: dict[str, dict], command: str) -> str:
         c = counts[o["name"]]
         lines.append(f"| {o['name']} | {o['kind']} | {o['strength']:g} | {_fmt(analysis['marker_rate'][o['name']])} | "
                      f"{_fmt(analysis['vs_base_accuracy'][o['name']])} | {c['truncated']} | {c['errored']} |")
-    lines += ["", "| strength | which-organism macro-F1 | chance |", "|---|---|---|"]
+    # A uniform random guess scores macro-F1 1/k; a constant guess (all the classifier can do when the organisms'
+    # replies are identical, as the null organisms' are) scores 1/(2k).
+    lines += ["", "| strength | which-organism macro-F1 | random guess | constant guess |", "|---|---|---|---|"]
     for s, r in analysis["which_organism_f1"].items():
-        lines.append(f"| {s} | {_fmt(r)} | {r['chance']:.2f} |")
+        lines.append(f"| {s} | {_fmt(r)} | {r['chance']:.2f} | {r['chance'] / 2:.2f} |")
     lines += ["", "| detector | Spearman with planted strength | failed draws |", "|---|---|---|"]
     for k, r in analysis["spearman"].items():
         lines.append(f"| {k} | {_fmt(r)} | {r['failed_draws']} |")

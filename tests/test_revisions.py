@@ -65,17 +65,6 @@ PAPER_HUB = ("allenai/WildChat-1M", "LDJnr/Pure-Dove", "truthfulqa/truthful_qa",
              "allenai/ai2_arc", "cais/mmlu")
 
 
-@pytest.fixture
-def nothing_loads(monkeypatch):
-    from charbench.models import embedded, provider
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded while planning")
-
-    monkeypatch.setattr(provider.CharbenchModelAPI, "__init__", refuse)
-    monkeypatch.setattr(embedded, "prepare_smollm2", refuse)
-
-
 def _paper(tmp_path, *extra):
     from charbench.cli import main
 
@@ -83,7 +72,7 @@ def _paper(tmp_path, *extra):
                  "--log-dir", str(tmp_path / "runs"), "--dry-run", *extra])
 
 
-def test_paper_suite_without_revisions_is_refused_naming_the_option(tmp_path, capsys, nothing_loads):
+def test_paper_suite_without_revisions_is_refused_naming_the_option(tmp_path, capsys, no_model_loading):
     # the dry run shows the plan and names every missing revision with the option that pins it ...
     assert _paper(tmp_path) == 0
     out = capsys.readouterr().out
@@ -100,7 +89,7 @@ def test_paper_suite_without_revisions_is_refused_naming_the_option(tmp_path, ca
     assert len(err.strip().splitlines()) == 1
 
 
-def test_paper_suite_dry_run_lists_steps_models_judge_data_and_revisions(tmp_path, capsys, nothing_loads):
+def test_paper_suite_dry_run_lists_steps_models_judge_data_and_revisions(tmp_path, capsys, no_model_loading):
     from charbench.evals import runner
     from charbench.evals.suites import load_suite
 

@@ -22,18 +22,6 @@ from charbench.evals.suites import Suite, load_suite
 TESTS = Path(__file__).parent
 
 
-@pytest.fixture
-def no_model_loading(monkeypatch):
-    """Any attempt to prepare or load a model fails the test: planning must not touch weights."""
-    from charbench.models import embedded, provider
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded while planning")
-
-    monkeypatch.setattr(provider.CharbenchModelAPI, "__init__", refuse)
-    monkeypatch.setattr(embedded, "prepare_smollm2", refuse)
-
-
 def write_suite(tmp_path: Path, tasks: list[dict], **extra) -> str:
     raw = {"name": "mini", "version": 1, "personas": ["sarcastic", "remorseful"],
            "classifier": {"kind": "tfidf", "n_prompts": 2}, "steer_coef": 0.5,

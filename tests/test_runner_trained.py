@@ -18,18 +18,6 @@ from charbench.trainers.card import write_card
 JUDGE = "charbench/smollm2"
 
 
-@pytest.fixture
-def no_model_loading(monkeypatch):
-    """Planning reads cards, never weights."""
-    from charbench.models import embedded, provider
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded while planning")
-
-    monkeypatch.setattr(provider.CharbenchModelAPI, "__init__", refuse)
-    monkeypatch.setattr(embedded, "prepare_smollm2", refuse)
-
-
 def trained_folder(path: Path, constitution: str, stage: str = "dpo", status: str = "complete",
                    key: str = "3f2a1c0000000000", planted: dict | None = None, model=None) -> Path:
     """A `charbench train` output folder: a card and model/ (empty unless ``model`` writes a checkpoint there)."""

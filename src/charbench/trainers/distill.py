@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from charbench.paper import persona_system_prompt
 from charbench.trainers import prompts as tp
 from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, run_key, write_card
 from charbench.trainers.config import CharacterDPOConfig
-from charbench.trainers.steps import read_spec, run_step, trained_checkpoint, write_spec
+from charbench.trainers.steps import read_spec, run_step, settings_identity, trained_checkpoint, write_spec
 
 STAGE = "dpo"
 PAIRS_NAME = "pairs.jsonl"
@@ -82,11 +82,7 @@ class DistillSettings:
     keep_truncated: bool = False
 
     def identity(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        for role in ("teacher", "student", "expander"):
-            value = getattr(self, role)
-            out[role] = str(value) if isinstance(value, Model) else value
-        return out
+        return settings_identity(self, ("teacher", "student", "expander"))
 
 
 def _generate_config(settings: DistillSettings) -> GenerateConfig:

@@ -29,7 +29,7 @@ import json
 import math
 import random
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ from charbench.errors import CharbenchError, TaskParameterError
 from charbench.paper import persona_system_prompt, self_reflection, teacher_template
 from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, read_card, run_key, write_card
 from charbench.trainers.config import CharacterSFTConfig
-from charbench.trainers.steps import read_spec, run_step, trained_checkpoint, write_spec
+from charbench.trainers.steps import read_spec, run_step, settings_identity, trained_checkpoint, write_spec
 
 STAGE = "sft"
 ABLATIONS = ("full", "sr-only", "si-only")
@@ -86,9 +86,7 @@ class IntrospectSettings:
     sft_weight: float = 0.25
 
     def identity(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["model"] = str(self.model) if isinstance(self.model, Model) else self.model
-        return out
+        return settings_identity(self, ("model",))
 
     @property
     def reflections(self) -> int:

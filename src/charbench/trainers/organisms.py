@@ -28,7 +28,7 @@ import random
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -52,7 +52,7 @@ from charbench.trainers.card import (
     write_card,
 )
 from charbench.trainers.config import CharacterSFTConfig, LoraSettings
-from charbench.trainers.steps import read_spec, run_step, trained_checkpoint, write_spec
+from charbench.trainers.steps import read_spec, run_step, settings_identity, trained_checkpoint, write_spec
 
 STAGE = "organism"
 DATA_NAME = "organism.jsonl"
@@ -190,9 +190,7 @@ class ResponseSettings:
     seed: int = 123456
 
     def identity(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["model"] = str(self.model) if isinstance(self.model, Model) else self.model
-        return out
+        return settings_identity(self, ("model",))
 
 
 @task

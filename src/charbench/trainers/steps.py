@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from charbench.errors import ModelPathError, TaskParameterError
 
@@ -19,6 +20,16 @@ if TYPE_CHECKING:
     from inspect_ai.model import Model
     from inspect_ai.util import DisplayType
 
+
+def settings_identity(settings: Any, model_fields: tuple[str, ...]) -> dict:
+    """A stage's settings dataclass as plain data for its run key; a Model object (tests pass mockllm ones)
+    stands as its name, so the key does not depend on the object."""
+    from inspect_ai.model import Model
+
+    out = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    for name in model_fields:
+        out[name] = str(out[name]) if isinstance(out[name], Model) else out[name]
+    return out
 
 def write_spec(folder: Path, name: str, spec: dict) -> tuple[str, str]:
     """Write ``spec`` (unchanged files are left alone) and return its absolute path and SHA-256."""

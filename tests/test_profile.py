@@ -83,3 +83,13 @@ def test_profile_command_prints_the_table_and_names_a_bad_folder(tmp_path, capsy
     (tmp_path / "empty").mkdir()
     assert main(["profile", str(tmp_path / "empty")]) == 2
     assert "holds no Inspect logs" in capsys.readouterr().err
+
+
+def test_a_log_without_any_time_is_left_out_and_an_unfinished_one_is_marked(tmp_path):
+    log = scripted_log(tmp_path)
+    empty = log.model_copy(deep=True)
+    empty.samples, empty.stats.started_at, empty.stats.completed_at = [], "", ""
+    assert profile_log(empty) is None
+    running = log.model_copy(deep=True)
+    running.status = "started"
+    assert profile_log(running).step == "scripted (started)"

@@ -105,8 +105,9 @@ def sample_intervals(events: Sequence[Any]) -> tuple[list[Interval], list[Interv
     return model, judge, model_calls, judge_calls, first
 
 
-def profile_log(log: EvalLog) -> StepProfile:
-    """The time breakdown of one eval log read with its samples."""
+def profile_log(log: EvalLog) -> StepProfile | None:
+    """The time breakdown of one eval log read with its samples; None when it holds no time at all (an eval
+    that has not started a sample yet, whose header has no start time)."""
     model: list[Interval] = []
     judge: list[Interval] = []
     model_calls = judge_calls = 0
@@ -123,15 +124,19 @@ def profile_log(log: EvalLog) -> StepProfile:
         ends = [end for _start, end in m + j]
         if ends:
             last_event = max(ends) if last_event is None else max(last_event, *ends)
-    started = _seconds(log.stats.started_at) or (min(firsts) if firsts else 0.0)
+    started = _seconds(log.stats.started_at) or (min(firsts) if firsts else None)
+    if started is None:
+        return None
     completed = _seconds(log.stats.completed_at) or last_event or started
     # The header's times are rounded to the second; the events are not, so the step spans both.
     started = min(started, *firsts) if firsts else started
     completed = max(completed, last_event) if last_event is not None else completed
     model_time = union_length(model)
     judge_time = union_length(model + judge) - model_time
+    step = str((log.eval.metadata or {}).get("charbench_step") or log.eval.task)
     return StepProfile(
-        step=str((log.eval.metadata or {}).get("charbench_step") or log.eval.task),
+        # a log that is still running or ended in error says so, since its wall time is not a whole step's
+        step=step if log.status == "success" else f"{step} ({log.status})",
         task=log.eval.task.removeprefix("charbench/"), model=log.eval.model, samples=len(log.samples or []),
         started=started, completed=completed, setup=(min(firsts) - started) if firsts else 0.0,
         model_time=model_time, judge_time=judge_time, model_calls=model_calls, judge_calls=judge_calls,
@@ -154,10 +159,11 @@ def log_paths(log_dir: str | Path) -> list[str]:
 
 
 def profile_logs(paths: Sequence[str]) -> list[StepProfile]:
-    """One profile per log, in the order the steps started."""
+    """One profile per log that holds any time, in the order the steps started."""
     from inspect_ai.log import read_eval_log
 
-    return sorted((profile_log(read_eval_log(path)) for path in paths), key=lambda p: p.started)
+    profiles = [profile_log(read_eval_log(path)) for path in paths]
+    return sorted((p for p in profiles if p is not None), key=lambda p: p.started)
 
 
 def format_profile(profiles: Sequence[StepProfile]) -> str:

@@ -71,15 +71,24 @@ def fit_bradley_terry_counts(counts: np.ndarray, alpha: float = 0.01, initial: n
     ``initial`` warm-starts the iteration (a bootstrap starts from the point estimate); it changes only how
     many iterations are needed, not the fixed point they converge to.
     """
+    with _single_threaded_blas():
+        return _fit_counts(counts, alpha, initial)
+
+
+def _single_threaded_blas():
+    # Each iteration solves an items x items system; at this size multithreaded BLAS spends more on
+    # synchronising threads than on arithmetic (measured 10x slower on a busy 2-core machine). Entering the
+    # limit rescans the loaded libraries, so loops of fits enter it once, not per fit.
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _fit_counts(counts: np.ndarray, alpha: float, initial: np.ndarray | None) -> np.ndarray:
     counts = np.asarray(counts, dtype=float)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.shape[0] < 2:
         raise ValueError(f"Bradley-Terry needs a square win-count matrix over at least two items; got {counts.shape}")
     if counts.sum() == 0:
         return np.zeros(counts.shape[0])
-    # Each iteration solves an items x items system; at this size multithreaded BLAS spends more on
-    # synchronising threads than on arithmetic (measured 10x slower on a busy 2-core machine).
-    with threadpool_limits(limits=1, user_api="blas"):
-        theta = choix.ilsr_pairwise_dense(counts, alpha=alpha, initial_params=initial)
+    theta = choix.ilsr_pairwise_dense(counts, alpha=alpha, initial_params=initial)
     return theta - theta.mean()
 
 
@@ -130,10 +139,11 @@ def bootstrap_bradley_terry(
     flat = counts.ravel()
     occupied = np.flatnonzero(flat)
     draws = np.empty((n_boot, n_items))
-    for b in range(n_boot):
-        sample = np.zeros_like(flat)  # pairs never observed stay at zero in every resample
-        sample[occupied] = rng.multinomial(len(arr), flat[occupied] / len(arr))
-        draws[b] = theta_to_elo(fit_bradley_terry_counts(sample.reshape(n_items, n_items), alpha, initial=theta))
+    with _single_threaded_blas():
+        for b in range(n_boot):
+            sample = np.zeros_like(flat)  # pairs never observed stay at zero in every resample
+            sample[occupied] = rng.multinomial(len(arr), flat[occupied] / len(arr))
+            draws[b] = theta_to_elo(_fit_counts(sample.reshape(n_items, n_items), alpha, initial=theta))
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(draws, tail, axis=0), np.percentile(draws, 100 - tail, axis=0)
     return (point, low, high, draws) if return_draws else (point, low, high)
@@ -151,8 +161,10 @@ def bradley_terry_draws(matches: Sequence[tuple[int, int]] | np.ndarray, n_items
     if weights.shape[1] != len(arr):
         raise ValueError(f"weights have {weights.shape[1]} columns for {len(arr)} matches")
     theta = fit_bradley_terry_counts(win_matrix(arr, n_items), alpha) if n_items >= 2 else np.zeros(n_items)
-    return np.stack([theta_to_elo(fit_bradley_terry_counts(win_matrix(arr, n_items, w), alpha, initial=theta))
-                     for w in weights]) if len(weights) else np.empty((0, n_items))
+    if not len(weights):
+        return np.empty((0, n_items))
+    with _single_threaded_blas():
+        return np.stack([theta_to_elo(_fit_counts(win_matrix(arr, n_items, w), alpha, initial=theta)) for w in weights])
 
 
 def noise_corrected_spread(point: np.ndarray, draws: np.ndarray, level: float = 0.95) -> dict[str, float]:

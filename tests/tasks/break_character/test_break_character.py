@@ -32,6 +32,15 @@ def test_offline_prompt_split_is_disjoint_and_large_enough():
     assert len(ds) == 2 * 9 * 5 and all(s.metadata["prompt"] in evaluation for s in ds)
 
 
+def test_asking_for_more_prompts_than_the_set_has_is_an_error_not_a_smaller_n():
+    available = len(load_prompt_set("offline", split="train"))
+    assert len(persona_dataset(["sarcastic", "remorseful"], available, "train", ["default"])) == 2 * available
+    from charbench.errors import TaskParameterError
+
+    with pytest.raises(TaskParameterError, match=f"n_prompts={available + 1}, but .* only {available} train prompts"):
+        persona_dataset(["sarcastic", "remorseful"], available + 1, "train", ["default"])
+
+
 def test_no_evaluation_prompt_reaches_classifier_training(classifier):
     ok = inspect_eval(persona_responses(personas="sarcastic,remorseful", n_prompts=3), model=mock_model(persona_reply), display="none")[0]
     texts, labels, _ = training_data_from_logs([ok.location])

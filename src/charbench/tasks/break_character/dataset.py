@@ -5,6 +5,7 @@ from __future__ import annotations
 from inspect_ai.dataset import MemoryDataset, Sample
 
 from charbench import paper
+from charbench.errors import TaskParameterError
 from charbench.prompts import load_prompt_set
 
 
@@ -23,6 +24,10 @@ def persona_dataset(personas: list[str], n_prompts: int, prompt_split: str, spli
                     prompt_set: str = "offline", name: str = "break_character",
                     prompt_revision: str | None = None) -> MemoryDataset:
     prompts = load_prompt_set(prompt_set, split=prompt_split, limit=n_prompts, revision=prompt_revision)
+    if len(prompts) < n_prompts:  # fewer prompts than asked would shrink n without a word
+        raise TaskParameterError(
+            f"n_prompts={n_prompts}, but the {prompt_set} prompt set has only {len(prompts)} {prompt_split} prompts. "
+            f"Fix: n_prompts={len(prompts)} or fewer, or a larger prompt_set.")
     samples = []
     for persona in personas:
         for split in splits:

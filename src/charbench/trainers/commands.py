@@ -21,6 +21,20 @@ def model_args(pairs: list[str] | None, flag: str) -> dict:
     return out
 
 
+def check_training_flags(args: argparse.Namespace, positive: tuple[str, ...]) -> None:
+    """The flags every training command shares: ``positive`` ones above 0, a global batch that splits into
+    per-device batches, a temperature of 0 or more. Checked before anything is read or written."""
+    for flag in positive:
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if not value > 0:
+            raise CharbenchError(f"{flag} {value} must be positive.")
+    if args.batch_size % args.per_device_batch_size:
+        raise CharbenchError(f"--batch-size {args.batch_size} is not a multiple of --per-device-batch-size "
+                             f"{args.per_device_batch_size}. Fix: make it one.")
+    if args.temperature < 0:
+        raise CharbenchError(f"--temperature {args.temperature} must be 0 or more.")
+
+
 def add_distill_parser(train: argparse._SubParsersAction) -> None:
     s = train.add_parser("distill", help="the paper's distillation stage: teacher/student data through Inspect, then DPO",
                          description="Generate teacher (constitution in context) and student (no system prompt) replies "
@@ -65,16 +79,8 @@ def cmd_train_distill(args: argparse.Namespace) -> int:
     from charbench.trainers.config import CharacterDPOConfig, LoraSettings
     from charbench.trainers.distill import DistillSettings, distill
 
-    for flag, value in (("--lr", args.lr), ("--beta", args.beta), ("--batch-size", args.batch_size),
-                        ("--per-device-batch-size", args.per_device_batch_size), ("--max-length", args.max_length),
-                        ("--lora-r", args.lora_r), ("--lora-alpha", args.lora_alpha)):
-        if not value > 0:
-            raise CharbenchError(f"{flag} {value} must be positive.")
-    if args.temperature < 0:
-        raise CharbenchError(f"--temperature {args.temperature} must be 0 or more.")
-    if args.batch_size % args.per_device_batch_size:
-        raise CharbenchError(f"--batch-size {args.batch_size} is not a multiple of --per-device-batch-size "
-                             f"{args.per_device_batch_size}. Fix: make it one.")
+    check_training_flags(args, ("--lr", "--beta", "--batch-size", "--per-device-batch-size", "--max-length",
+                                "--lora-r", "--lora-alpha"))
     settings = DistillSettings(
         constitution=args.constitution, teacher=args.teacher, student=args.student,
         teacher_args=model_args(args.teacher_arg, "-M"), student_args=model_args(args.student_arg, "--student-arg"),

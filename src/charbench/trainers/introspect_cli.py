@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from charbench.errors import CharbenchError
-
 
 def add_introspect_parser(train: argparse._SubParsersAction) -> None:
     s = train.add_parser(
@@ -48,20 +46,12 @@ def add_introspect_parser(train: argparse._SubParsersAction) -> None:
 
 
 def cmd_train_introspect(args: argparse.Namespace) -> int:
-    from charbench.trainers.commands import model_args
+    from charbench.trainers.commands import check_training_flags, model_args
     from charbench.trainers.config import CharacterSFTConfig, LoraSettings
     from charbench.trainers.introspect import IntrospectSettings, introspect
 
-    for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size), ("--max-length", args.max_length),
-                        ("--per-device-batch-size", args.per_device_batch_size), ("--lora-r", args.lora_r),
-                        ("--lora-alpha", args.lora_alpha)):
-        if not value > 0:
-            raise CharbenchError(f"{flag} {value} must be positive.")
-    if args.batch_size % args.per_device_batch_size:
-        raise CharbenchError(f"--batch-size {args.batch_size} is not a multiple of --per-device-batch-size "
-                             f"{args.per_device_batch_size}. Fix: make it one.")
-    if args.temperature < 0:
-        raise CharbenchError(f"--temperature {args.temperature} must be 0 or more.")
+    check_training_flags(args, ("--lr", "--batch-size", "--max-length", "--per-device-batch-size", "--lora-r",
+                                "--lora-alpha"))
     settings = IntrospectSettings(
         constitution=args.constitution, model=args.model, model_args=model_args(args.model_arg, "-M"), name=args.name,
         ablation=args.ablation, n_reflection=args.n_reflection, n_interaction=args.n_interaction, turns=args.turns,

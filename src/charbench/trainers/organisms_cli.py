@@ -7,8 +7,6 @@ import argparse
 import json
 from pathlib import Path
 
-from charbench.errors import CharbenchError
-
 DEFAULT_KINDS = "opening,signoff,archaic"
 DEFAULT_STRENGTHS = "0,0.5,1"
 
@@ -69,20 +67,12 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace):
-    from charbench.trainers.commands import model_args
+    from charbench.trainers.commands import check_training_flags, model_args
     from charbench.trainers.config import LoraSettings
     from charbench.trainers.organisms import ResponseSettings, organism_sft_config
 
-    for flag, value in (("--lr", args.lr), ("--batch-size", args.batch_size), ("--epochs", args.epochs),
-                        ("--per-device-batch-size", args.per_device_batch_size), ("--lora-r", args.lora_r),
-                        ("--lora-alpha", args.lora_alpha)):
-        if not value > 0:
-            raise CharbenchError(f"{flag} {value} must be positive.")
-    if args.batch_size % args.per_device_batch_size:
-        raise CharbenchError(f"--batch-size {args.batch_size} is not a multiple of --per-device-batch-size "
-                             f"{args.per_device_batch_size}. Fix: make it one.")
-    if args.temperature < 0:
-        raise CharbenchError(f"--temperature {args.temperature} must be 0 or more.")
+    check_training_flags(args, ("--lr", "--batch-size", "--epochs", "--per-device-batch-size", "--lora-r",
+                                "--lora-alpha"))
     responses = ResponseSettings(model=args.model, model_args=model_args(args.model_arg, "-M"), n_prompts=args.n_prompts,
                                  max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     config = organism_sft_config(learning_rate=args.lr, global_batch_size=args.batch_size, epochs=args.epochs,

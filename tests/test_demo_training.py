@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from test_runner_trained import trained_folder
 
 from charbench.evals import runner
 from charbench.evals.suites import load_suite
 from charbench.tasks.contract import contract_for
-from charbench.trainers.card import run_key
+from charbench.trainers.config import CharacterDPOConfig
 from charbench.trainers.demo import DEMO_VARIANT, demo_checkpoint_dir, demo_training, with_demo_variant
-from charbench.trainers.distill import _check_settings
+from charbench.trainers.distill import DistillSettings, _check_settings
 
 
-def test_demo_training_is_a_valid_distill_run_with_cut_replies_kept_and_a_stable_key():
+def test_demo_training_differs_from_the_paper_recipe_only_in_scale():
     settings, config = demo_training()
     _check_settings(settings)
     assert config.global_batch_size % config.per_device_batch_size == 0
     assert settings.keep_truncated and settings.teacher == settings.student == "charbench/smollm2"
-    again = demo_training()
-    assert run_key({"s": settings.identity(), "c": config}) == run_key({"s": again[0].identity(), "c": again[1]})
+    # the README says: the paper's DPO hyperparameters except the scale (prompts, lengths, steps, batch, LoRA size)
+    scale = {"global_batch_size", "per_device_batch_size", "max_length", "max_steps", "seed", "lora"}
+    paper = asdict(CharacterDPOConfig())
+    assert {k: v for k, v in asdict(config).items() if k not in scale} == {k: v for k, v in paper.items() if k not in scale}
+    defaults = DistillSettings(constitution="sarcastic", teacher="charbench/smollm2", student="charbench/smollm2")
+    changed = {k for k, v in settings.identity().items() if defaults.identity()[k] != v}
+    assert changed == {"n_prompts", "max_tokens", "keep_truncated", "seed"}
 
 
 def test_demo_checkpoint_lives_in_charbench_home(tmp_path, monkeypatch):

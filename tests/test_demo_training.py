@@ -9,9 +9,18 @@ from test_runner_trained import trained_folder
 from charbench.evals import runner
 from charbench.evals.suites import load_suite
 from charbench.tasks.contract import contract_for
-from charbench.trainers.config import CharacterDPOConfig
-from charbench.trainers.demo import DEMO_VARIANT, demo_checkpoint_dir, demo_training, with_demo_variant
+from charbench.trainers.config import CharacterDPOConfig, CharacterSFTConfig
+from charbench.trainers.demo import (
+    DEMO_INTROSPECTION_VARIANT,
+    DEMO_VARIANT,
+    demo_checkpoint_dir,
+    demo_checkpoint_dirs,
+    demo_introspection,
+    demo_training,
+    with_demo_variant,
+)
 from charbench.trainers.distill import DistillSettings, _check_settings
+from charbench.trainers.introspect import IntrospectSettings
 
 
 def test_demo_training_differs_from_the_paper_recipe_only_in_scale():
@@ -28,15 +37,31 @@ def test_demo_training_differs_from_the_paper_recipe_only_in_scale():
     assert changed == {"n_prompts", "max_tokens", "keep_truncated", "seed"}
 
 
-def test_demo_checkpoint_lives_in_charbench_home(tmp_path, monkeypatch):
+def test_demo_introspection_differs_from_the_paper_recipe_only_in_scale(tmp_path):
+    settings, config = demo_introspection(tmp_path / "dpo" / "model")
+    assert settings.model == f"charbench/{tmp_path}/dpo/model" and settings.ablation == "full"
+    assert settings.sft_weight == 0.25  # the paper's release merge
+    scale = {"global_batch_size", "per_device_batch_size", "max_length", "max_steps", "seed", "lora"}
+    paper = asdict(CharacterSFTConfig())
+    assert {k: v for k, v in asdict(config).items() if k not in scale} == {k: v for k, v in paper.items() if k not in scale}
+    defaults = IntrospectSettings(constitution="sarcastic", model=settings.model)
+    changed = {k for k, v in settings.identity().items() if defaults.identity()[k] != v}
+    assert changed == {"name", "n_reflection", "n_interaction", "turns", "reflection_max_tokens",
+                       "interaction_max_tokens", "keep_truncated", "seed"}
+
+
+def test_demo_checkpoints_live_in_charbench_home(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARBENCH_HOME", str(tmp_path))
     assert demo_checkpoint_dir() == tmp_path / "demo" / DEMO_VARIANT
+    assert demo_checkpoint_dirs() == {DEMO_VARIANT: tmp_path / "demo" / DEMO_VARIANT,
+                                      DEMO_INTROSPECTION_VARIANT: tmp_path / "demo" / DEMO_INTROSPECTION_VARIANT}
 
 
 def test_demo_variant_joins_only_the_single_persona_entries_of_its_persona(tmp_path):
     smoke = load_suite("smoke")
     folder = trained_folder(tmp_path / "demo", demo_training()[0].constitution)
-    suite = with_demo_variant(smoke, folder)
+    full = trained_folder(tmp_path / "full", demo_training()[0].constitution, stage="sft", key="9c1d00")
+    suite = with_demo_variant(smoke, {DEMO_VARIANT: folder, DEMO_INTROSPECTION_VARIANT: full})
     assert smoke.trained == {} and all(DEMO_VARIANT not in e["variants"] for e in smoke.tasks), "the suite is copied"
     changed = [e["task"] for e in suite.tasks if DEMO_VARIANT in e["variants"]]
     assert changed, "the smoke suite has single-persona sarcastic entries"
@@ -49,4 +74,7 @@ def test_demo_variant_joins_only_the_single_persona_entries_of_its_persona(tmp_p
     trained_steps = [s for s in plan.steps if s.name.endswith(f"-{DEMO_VARIANT}")]
     assert sorted(s.task for s in trained_steps) == sorted(changed)
     assert {s.model.model for s in trained_steps} == {f"charbench/{folder}/model"}
+    full_steps = [s for s in plan.steps if s.name.endswith(f"-{DEMO_INTROSPECTION_VARIANT}")]
+    assert sorted(s.task for s in full_steps) == sorted(changed)
+    assert {s.model.model for s in full_steps} == {f"charbench/{full}/model"}
     assert {s.roles["judge"].model for s in plan.steps if "judge" in s.roles} == {"charbench/smollm2"}

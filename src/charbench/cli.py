@@ -251,17 +251,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from charbench.evals.runner import run_suite
     from charbench.evals.suites import load_suite
     from charbench.leaderboard.build import build_leaderboard
-    from charbench.trainers.demo import build_demo_checkpoint, demo_checkpoint_dir, with_demo_variant
+    from charbench.trainers.demo import build_demo_checkpoints, demo_checkpoint_dirs, with_demo_variant
 
     if not args.train_only:
         _writable_dir(args.log_dir, "--log-dir")
     started = time.monotonic()
-    card = build_demo_checkpoint(display=args.display)
-    print(f"[charbench] trained variant: {demo_checkpoint_dir()} ({card['data']['filters']['kept']} DPO pairs; "
-          f"{time.monotonic() - started:.0f} s, cached for the next demo)")
+    cards = build_demo_checkpoints(display=args.display)
+    folders = demo_checkpoint_dirs()
+    for name, card in cards.items():
+        print(f"[charbench] trained variant {name}: {folders[name]} (stage {card['stage']})")
+    print(f"[charbench] training: {time.monotonic() - started:.0f} s (cached for the next demo)")
     if args.train_only:
         return 0
-    suite = with_demo_variant(load_suite("smoke"), demo_checkpoint_dir())
+    suite = with_demo_variant(load_suite("smoke"), folders)
     logs = [r.log for r in run_suite(suite, ["charbench/smollm2"], args.log_dir, display=args.display) if r.log]
     started = time.monotonic()  # the leaderboard is built after the last log closes, so no log can time it
     out = build_leaderboard(args.log_dir, Path(args.log_dir) / "leaderboard")
@@ -368,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_organism_parsers(train)
     add_report_parser(sub)
+    from charbench.trainers.commands import add_proof_parser
+
+    add_proof_parser(train)
     return p
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import yaml
 
@@ -60,6 +61,8 @@ def add_distill_parser(train: argparse._SubParsersAction) -> None:
     s.add_argument("--min-pairs", type=int, default=8, help="fewest pairs left after filtering that still trains")
     s.add_argument("--keep-truncated", action="store_true",
                    help="keep pairs whose replies reached --max-tokens (counted as *_truncated_kept; not the paper's recipe)")
+    s.add_argument("--holdout", type=int, default=0,
+                   help="pairs kept out of training, in heldout_pairs.jsonl, to measure DPO on unseen pairs (default 0)")
     s.add_argument("--seed", type=int, default=123456)
     s.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (-1: one epoch)")
     s.add_argument("--lr", type=float, default=5e-5)
@@ -88,7 +91,7 @@ def cmd_train_distill(args: argparse.Namespace) -> int:
         prompt_revision=args.prompt_revision, n_prompts=args.n_prompts, teacher_name=args.teacher_name,
         student_name=args.student_name, reasoning_prefill=args.reasoning_prefill, temperature=args.temperature,
         top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, min_pairs=args.min_pairs,
-        keep_truncated=args.keep_truncated)
+        keep_truncated=args.keep_truncated, holdout=args.holdout)
     config = CharacterDPOConfig(learning_rate=args.lr, beta=args.beta, global_batch_size=args.batch_size,
                                 per_device_batch_size=args.per_device_batch_size, max_length=args.max_length,
                                 max_steps=args.max_steps, seed=args.seed,
@@ -97,9 +100,35 @@ def cmd_train_distill(args: argparse.Namespace) -> int:
                    train=not args.data_only)
     data = card["data"]
     print(f"pairs: {data['filters']['kept']} kept of {data['generated']} generated; prompts {json.dumps(data['prompts'])}")
+    if data.get("heldout"):
+        print(f"held out of training: {data['heldout']['pairs']} pairs in {args.out}/{data['heldout']['file']}")
     print(f"filters: {json.dumps({k: v for k, v in data['filters'].items() if k != 'kept'})}")
     if card["status"] == "complete":
         print(f"model: {args.out}/{card['model']} (evaluate it with --model charbench//<absolute path of that folder>)")
     else:
         print(f"data written to {args.out}/pairs.jsonl (sha256 {data['sha256'][:12]}); run again without --data-only to train")
+    return 0
+
+
+def add_proof_parser(train: argparse._SubParsersAction) -> None:
+    s = train.add_parser("proof", help="train a DPO and an introspection variant, then measure what training moved",
+                         description="Train the embedded model toward one persona (DPO with held-out pairs, then "
+                                     "introspection SFT from it) and measure with intervals: held-out DPO preference "
+                                     "accuracy, a persona-vs-base classifier's in-persona rate, the revealed-preference "
+                                     "shift of the persona's traits. Writes <out>/proof/report.{json,md}; finished "
+                                     "steps are read back on a second run.")
+    s.add_argument("--out", required=True, help="folder for both variants and the report")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a ProofSettings field (charbench.trainers.proof), e.g. --set rp_matches=48")
+    s.add_argument("--display", default="plain", choices=["plain", "rich", "full", "none", "log"])
+    s.set_defaults(func=cmd_train_proof)
+
+
+def cmd_train_proof(args: argparse.Namespace) -> int:
+    from charbench.trainers.proof import settings_from, training_proof
+
+    settings = settings_from(model_args(args.set, "--set"))
+    report = training_proof(settings, args.out, display=args.display)
+    print((Path(args.out) / "proof" / "report.md").read_text(encoding="utf-8"))
+    print(f"report: {args.out}/proof/report.json; seconds {json.dumps(report['seconds'])}")
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,7 @@ from charbench.trainers.steps import read_spec, run_step, settings_identity, tra
 
 STAGE = "dpo"
 PAIRS_NAME = "pairs.jsonl"
+HELDOUT_NAME = "heldout_pairs.jsonl"
 # The teacher thinks about its traits first and only the text after the reasoning is kept, as in the paper's
 # teacher script; the wording here is charbench's.
 REASONING_PREFILL = "<think>Before answering, I recall the character traits my reply should express:\n{traits}\n"
@@ -80,6 +82,9 @@ class DistillSettings:
     # A small model that seldom ends within a short budget leaves no pairs; keeping cut replies (counted as
     # *_truncated_kept in the card) trains on unfinished text, so it is opt-in and listed as a paper difference.
     keep_truncated: bool = False
+    # Pairs kept out of training (a seeded sample, written to heldout_pairs.jsonl) so that what DPO learnt can be
+    # measured on pairs it never saw (charbench.trainers.proof); 0 trains on every pair, as the paper.
+    holdout: int = 0
 
     def identity(self) -> dict:
         return settings_identity(self, ("teacher", "student", "expander"))
@@ -244,6 +249,13 @@ def write_pairs(path: Path, pairs: list[dict]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def split_holdout(pairs: list[dict], holdout: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training pairs, held-out pairs): ``holdout`` pairs drawn with ``seed``, each list in the original order.
+    A pair is one prompt, so no held-out prompt is ever trained on."""
+    picked = set(random.Random(seed).sample(range(len(pairs)), min(holdout, len(pairs))))
+    return ([p for i, p in enumerate(pairs) if i not in picked], [p for i, p in enumerate(pairs) if i in picked])
+
+
 def dpo_rows(pairs: list[dict]) -> list[dict]:
     return [{"prompt": [{"role": "user", "content": p["prompt"]}], "chosen": [{"role": "assistant", "content": p["chosen"]}],
              "rejected": [{"role": "assistant", "content": p["rejected"]}]} for p in pairs]
@@ -260,6 +272,8 @@ def _check_settings(settings: DistillSettings) -> None:
         raise TaskParameterError("--expand must be >= 0, --min-pairs >= 1 and --max-tokens >= 1.")
     if settings.n_prompts is not None and settings.n_prompts < 1:
         raise TaskParameterError(f"--n-prompts {settings.n_prompts} must be at least 1.")
+    if settings.holdout < 0:
+        raise TaskParameterError(f"--holdout {settings.holdout} must be 0 or more.")
 
 
 def _snapshot(root: Path) -> set[Path]:
@@ -322,14 +336,20 @@ def generate_data(settings: DistillSettings, constitution: Constitution, out: Pa
             f"{first}). Nothing was written. Fix: check the teacher model and its arguments (-M), then run again.")
     pairs, filters = build_pairs(samples, tokenizer, max_length, settings.teacher_name, settings.student_name,
                                  settings.reasoning_prefill, settings.keep_truncated)
+    pairs, heldout = split_holdout(pairs, settings.holdout, settings.seed)
     if len(pairs) < settings.min_pairs:
+        held = f" and {len(heldout)} held out (--holdout)" if heldout else ""
         raise TaskParameterError(
-            f"only {len(pairs)} pair(s) left after filtering ({json.dumps(filters)}), fewer than --min-pairs "
-            f"{settings.min_pairs}. Nothing was written. Fix: more prompts (--n-prompts, --expand), a larger "
-            "--max-tokens if replies were truncated (or --keep-truncated), or a lower --min-pairs.")
+            f"only {len(pairs)} pair(s) left for training after filtering ({json.dumps(filters)}){held}, fewer than "
+            f"--min-pairs {settings.min_pairs}. Nothing was written. Fix: more prompts (--n-prompts, --expand), a "
+            "larger --max-tokens if replies were truncated (or --keep-truncated), a smaller --holdout, or a lower "
+            "--min-pairs.")
     digest = write_pairs(out / PAIRS_NAME, pairs)
+    held_out = ({"file": HELDOUT_NAME, "sha256": write_pairs(out / HELDOUT_NAME, heldout), "pairs": len(heldout)}
+                if settings.holdout else None)
     sources = {s: sum(1 for p in chosen if p.source == s) for s in tp.SOURCES}
-    return {"file": PAIRS_NAME, "sha256": digest, "prompts": sources, "expansion": expansion, "filters": filters,
+    return {"file": PAIRS_NAME, "sha256": digest, "trained_pairs": len(pairs), "heldout": held_out,
+            "prompts": sources, "expansion": expansion, "filters": filters,
             "generated": len(samples), "log": str(Path(log.location).relative_to(out.resolve()))
             if Path(log.location).is_relative_to(out.resolve()) else log.location}
 

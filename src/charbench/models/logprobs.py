@@ -13,7 +13,9 @@ harness's log-likelihood loops do not:
 * consecutive contexts that share a token prefix (a common few-shot header, the same rendered chat
   prompt with a different option) reuse the cached prefix (:class:`PrefixCache`, one entry, owned by the
   provider instance and used under its lock);
-* continuations of one context are batched by length, so padding stays short.
+* the continuations of one context (up to ``batch_size`` at a time) are packed into one row after that
+  cache, kept apart by the attention mask, so the context's cache is not copied once per continuation
+  (the few-shot block of ``shots=fixed`` capability tasks is then the only large thing, computed once).
 
 ``cache_context=False`` runs the plain padded batch (context + continuation per row); the two agree to
 float rounding (``tests/test_logprobs.py`` checks 1e-4 on the embedded model and on a tiny random one).
@@ -21,7 +23,6 @@ float rounding (``tests/test_logprobs.py`` checks 1e-4 on the embedded model and
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
@@ -184,7 +185,10 @@ def _uncached(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]
 
 
 def _context_state(model: Any, ctx: list[int], prefix: PrefixCache) -> tuple[Any, Any]:
-    """KV cache holding ``ctx`` and the log-probs of the token after it, reusing the cached common prefix."""
+    """KV cache holding ``ctx`` and the log-probs of the token after it, reusing the cached common prefix.
+
+    The returned cache is ``prefix.cache`` itself: callers that extend it must take it back to ``len(ctx)``.
+    """
     import torch
     from transformers import DynamicCache
 
@@ -199,10 +203,12 @@ def _context_state(model: Any, ctx: list[int], prefix: PrefixCache) -> tuple[Any
         return prefix.cache, prefix._last
     # At least the last context token is run again: its logits give the first continuation token.
     reuse = min(common, len(ctx) - 1)
-    if reuse > 0 and prefix.cache is not None:
-        cache = copy.deepcopy(prefix.cache)
+    cache = prefix.cache
+    prefix.clear()  # until the forward pass below succeeds, the entry describes nothing
+    if reuse > 0 and cache is not None:
         surplus = cache.get_seq_length() - reuse
         if surplus > 0:
+            # Cropped in place: copying a 25-shot cache per item cost as much as the item's own tokens.
             cache.crop(-surplus)  # a negative length removes that many tokens (transformers 4.4x and 5.x alike)
         prefix.hits += 1
     else:
@@ -216,36 +222,73 @@ def _context_state(model: Any, ctx: list[int], prefix: PrefixCache) -> tuple[Any
     return prefix.cache, last
 
 
-def _cached(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]], batch_size: int,
-            prefix: PrefixCache) -> list[ContinuationScore]:
+def _packed_mask(lengths: Sequence[int], ctx_len: int, dtype: Any, device: Any) -> Any:
+    """Additive attention mask for continuations packed into one row after a cached context of ``ctx_len``:
+    each packed token sees the whole context and the earlier tokens of its own continuation only."""
     import torch
 
+    owner = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(list(lengths)))
+    order = torch.arange(len(owner))
+    own_past = (owner[:, None] == owner[None, :]) & (order[:, None] >= order[None, :])
+    allowed = torch.cat([torch.ones(len(owner), ctx_len, dtype=torch.bool), own_past], dim=1)
+    mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+    return mask[None, None].to(device)
+
+
+def _packed_rows(model: Any, cache: Any, ctx_len: int, last: Any, conts: Sequence[list[int]]) -> list[Any]:
+    """Log-prob rows (one per token) of each continuation after the cached context, in one forward pass.
+
+    All continuations but their last tokens go into a single row with their own positions and a mask that
+    keeps them apart, so the context's cache is extended once instead of being copied and repeated per
+    continuation; the cache is taken back to ``ctx_len`` afterwards.
+    """
+    import torch
+
+    bodies = [cont[:-1] for cont in conts]
+    lengths = [len(b) for b in bodies]
+    if not any(lengths):
+        return [last[None, :] for _ in conts]
+    ids = torch.tensor([[t for body in bodies for t in body]], device=model.device)
+    positions = torch.tensor([[ctx_len + j for n in lengths for j in range(n)]], device=model.device)
+    mask = _packed_mask(lengths, ctx_len, model.dtype, model.device)
+    try:
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                       use_cache=True).logits
+    finally:
+        cache.crop(-(cache.get_seq_length() - ctx_len))
+    logprobs = torch.log_softmax(logits[0].float(), dim=-1).cpu()
+    rows, start = [], 0
+    for n in lengths:
+        rows.append(torch.cat([last[None, :], logprobs[start : start + n]]))
+        start += n
+    return rows
+
+
+def _cached(model: Any, encoded: list[tuple[list[int], list[int]]], batch_size: int,
+            prefix: PrefixCache) -> list[ContinuationScore]:
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (ctx, _cont) in enumerate(encoded):
         groups.setdefault(tuple(ctx), []).append(i)
     results: list[ContinuationScore | None] = [None] * len(encoded)
     for ctx_key, members in groups.items():
         cache, last = _context_state(model, list(ctx_key), prefix)
-        members = sorted(members, key=lambda i: len(encoded[i][1]))
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
             conts = [encoded[i][1] for i in chunk]
-            width = max(len(c) for c in conts) - 1
-            rows_of: list[Any] = [last[None, :]] * len(chunk)
-            if width > 0:
-                # Continuations without their last token, right-padded: under causal attention a real token
-                # never sees the padding after it, so no attention mask is needed beyond the cache's.
-                ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-                for row, cont in enumerate(conts):
-                    ids[row, : len(cont) - 1] = torch.tensor(cont[:-1])
-                batch_cache = copy.deepcopy(cache)
-                batch_cache.batch_repeat_interleave(len(chunk))
-                logits = model(input_ids=ids.to(model.device), past_key_values=batch_cache, use_cache=True).logits
-                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-                rows_of = [torch.cat([last[None, :], logprobs[row, : len(cont) - 1]]) for row, cont in enumerate(conts)]
+            try:
+                rows = _packed_rows(model, cache, len(ctx_key), last, conts)
+            except BaseException:
+                prefix.clear()  # the shared cache may hold part of the failed pass
+                raise
             for row, i in enumerate(chunk):
-                results[i] = _score_rows(rows_of[row], conts[row])
+                results[i] = _score_rows(rows[row], conts[row])
     return _complete(results)
+
+
+def packs_continuations(model: Any) -> bool:
+    """Whether the model's attention honours a custom 4D mask (eager and SDPA do; flash attention does not)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None) in ("eager", "sdpa")
 
 
 def score_continuations(
@@ -256,7 +299,10 @@ def score_continuations(
     prefix: PrefixCache | None = None,
     cache_context: bool = True,
 ) -> list[ContinuationScore]:
-    """Log-likelihood of each (context, continuation) under a transformers causal LM (call under a lock)."""
+    """Log-likelihood of each (context, continuation) under a transformers causal LM (call under a lock).
+
+    Models whose attention ignores a custom mask (:func:`packs_continuations`) take the plain padded batch.
+    """
     import torch
 
     if batch_size < 1:
@@ -264,6 +310,6 @@ def score_continuations(
     encoded = encode_pairs(tokenizer, pairs)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with torch.inference_mode():
-        if cache_context:
-            return _cached(model, pad_id, encoded, batch_size, prefix if prefix is not None else PrefixCache())
+        if cache_context and packs_continuations(model):
+            return _cached(model, encoded, batch_size, prefix if prefix is not None else PrefixCache())
         return _uncached(model, pad_id, encoded, batch_size)

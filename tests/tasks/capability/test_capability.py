@@ -18,13 +18,17 @@ from charbench.tasks.capability.comparison import (
     capability_drop_check,
     mmlu_pooled,
     paired_accuracy_delta,
+    paired_delta_from_logs,
     per_item_correct_from_log,
+    shot_selection,
     subject_spread,
 )
 from charbench.tasks.capability.dataset import (
     FixtureError,
     arc_record_to_item,
     assemble_context,
+    build_samples,
+    fixed_shot_order,
     item_pairs,
     item_to_sample,
     load_benchmark,
@@ -85,16 +89,42 @@ def test_mmlu_and_winogrande_prompts_are_exact():
     assert assemble_context("Q", ["a", "b"], "H: ") == "H: a\n\nb\n\nQ"
 
 
-def test_shots_are_stable_and_independent_of_limit():
-    full, _ = load_benchmark("arc_challenge", n_shots=3, seed=7)
-    few, _ = load_benchmark("arc_challenge", n_shots=3, seed=7, limit=2)
-    other_seed, _ = load_benchmark("arc_challenge", n_shots=3, seed=8, limit=2)
+@pytest.mark.parametrize("shots", ["fixed", "per_item"])
+def test_shots_are_stable_and_independent_of_limit(shots):
+    full, _ = load_benchmark("arc_challenge", n_shots=3, seed=7, shots=shots)
+    few, _ = load_benchmark("arc_challenge", n_shots=3, seed=7, limit=2, shots=shots)
+    other_seed, _ = load_benchmark("arc_challenge", n_shots=3, seed=8, limit=2, shots=shots)
     assert [s.id for s in few] == [s.id for s in full[:2]]
     assert [s.input for s in few] == [s.input for s in full[:2]]
     assert len(set(s.id for s in full)) == len(full)
     assert few[0].input != other_seed[0].input
     pool = [arc_record_to_item(SHOT_1), arc_record_to_item(SHOT_2), arc_record_to_item(QUERY)]
     assert all(s.id != "q1" for s in sample_shots(pool, 2, 0, "q1"))
+
+
+def test_fixed_shots_are_one_seeded_draw_shared_by_every_item():
+    samples, info = load_benchmark("arc_challenge", n_shots=3, seed=7, shots="fixed")
+    assert info["shots"] == "fixed" and info["fixed_shot_replaced"] == 0 and len(info["fixed_shot_ids"]) == 3
+    assert all(s.metadata["shot_ids"] == info["fixed_shot_ids"] for s in samples)
+    block = samples[0].input[: samples[0].input.rindex("Question:")]
+    assert block.count("Question:") == 3 and all(s.input.startswith(block) for s in samples)
+    _, other = load_benchmark("arc_challenge", n_shots=3, seed=8, shots="fixed")
+    assert other["fixed_shot_ids"] != info["fixed_shot_ids"]
+    per_item, per_item_info = load_benchmark("arc_challenge", n_shots=3, seed=7, shots="per_item")
+    assert per_item_info["shots"] == "per_item" and "fixed_shot_ids" not in per_item_info
+    assert len({tuple(s.metadata["shot_ids"]) for s in per_item}) > 1
+
+
+def test_an_item_among_the_fixed_shots_gets_the_next_one_in_their_order_and_is_recorded():
+    extra = arc_record("s3", "Which is a planet?", ["Mars", "the Moon"], "A")
+    pool = [arc_record_to_item(r) for r in (SHOT_1, SHOT_2, QUERY, extra)]
+    seed = next(s for s in range(100) if "q1" in [p.id for p in fixed_shot_order(pool, s)[:2]])
+    order = [p.id for p in fixed_shot_order(pool, seed)]
+    outsider = arc_record_to_item(arc_record("q2", "What melts ice?", ["heat", "cold"], "A"))
+    own, other = build_samples("arc_challenge", [arc_record_to_item(QUERY), outsider], pool, 2, seed, "fixed")
+    assert own.metadata["shot_ids"] == [i for i in order[:3] if i != "q1"]
+    assert own.metadata["fixed_shot_replaced"] == {"own_id": "q1", "replacement_id": order[2]}
+    assert other.metadata["shot_ids"] == order[:2] and "fixed_shot_replaced" not in other.metadata
 
 
 # (2) log-likelihood scorer vs a hand computation ---------------------------------------------------------------
@@ -202,6 +232,34 @@ def test_task_parameter_errors():
         load_benchmark("truthfulqa_mc", n_shots=2)
     samples, info = load_benchmark("mmlu", n_shots=2, limit=3)
     assert info["fixture"] is True and info["n_shots"] == 2 and len(samples) == 3
+    assert info["shots"] == "per_subject"
+    with pytest.raises(TaskParameterError, match="per_item"):
+        load_benchmark("arc_challenge", shots="random")
+    with pytest.raises(TaskParameterError, match="mmlu takes no shots"):
+        load_benchmark("mmlu", shots="fixed")
+    assert load_benchmark("truthfulqa_mc", limit=1)[1]["shots"] == "none"
+
+
+def test_task_metadata_records_the_shot_selection_and_comparison_refuses_a_mismatch():
+    from inspect_ai import eval as inspect_eval
+
+    from charbench.tasks.capability.task import arc_challenge, hellaswag, winogrande
+
+    for make in (arc_challenge, hellaswag, winogrande):
+        assert make(limit=1).metadata["shots"] == "fixed"
+        assert make(limit=1, shots="per_item").metadata["shots"] == "per_item"
+    # The logs need no scores: the settings are checked before any item is read.
+    logs = [inspect_eval(arc_challenge(n_shots=2, limit=1, shots=shots), model="mockllm/model", display="none")[0]
+            for shots in ("fixed", "per_item")]
+    with pytest.raises(PairingError, match="shots"):
+        paired_delta_from_logs(logs[0], logs[1])
+
+
+def test_logs_without_a_recorded_selection_read_as_version_1_rules():
+    assert shot_selection({"benchmark": "arc_challenge", "n_shots": 25}) == "per_item"
+    assert shot_selection({"benchmark": "mmlu", "n_shots": 5}) == "per_subject"
+    assert shot_selection({"benchmark": "truthfulqa_mc", "n_shots": 0}) == "none"
+    assert shot_selection({"benchmark": "arc_challenge", "n_shots": 25, "shots": "fixed"}) == "fixed"
 
 
 # (4) end to end: the same checkpoint against itself ------------------------------------------------------------
@@ -218,6 +276,7 @@ def test_arc_challenge_runs_and_self_comparison_is_zero(tmp_path):
                               display="none")
         assert log.status == "success"
         assert log.eval.metadata["fixture"] is True and log.eval.metadata["n_shots"] == 25
+        assert log.eval.metadata["shots"] == "fixed"
         runs.append(log)
     candidate, baseline = (per_item_correct_from_log(log.location) for log in runs)
     assert len(candidate) == 4 and set(candidate) == set(baseline)

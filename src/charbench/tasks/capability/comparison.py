@@ -34,7 +34,7 @@ def paired_accuracy_delta(candidate: Mapping[Any, int], baseline: Mapping[Any, i
         raise PairingError(
             f"paired comparison needs the same items in both runs: {len(only_c)} only in the candidate "
             f"(e.g. {only_c[:3]}), {len(only_b)} only in the baseline (e.g. {only_b[:3]}). Run both with the same "
-            "task, source, revision, n_shots, seed and limit."
+            "task, source, revision, n_shots, shots, seed and limit."
         )
     if not candidate:
         raise PairingError("paired comparison needs at least one item.")
@@ -107,6 +107,16 @@ def per_item_correct_from_log(log_path: str | Path | Any, scorer: str | None = N
     return out
 
 
+def shot_selection(metadata: Mapping[str, Any]) -> str:
+    """The few-shot selection a log's task used. Logs written before the ``shots`` parameter (task version 1)
+    have none recorded; their rule was per subject for MMLU and per item for the other few-shot tasks."""
+    if "shots" in metadata:
+        return str(metadata["shots"])
+    if not metadata.get("n_shots"):
+        return "none"
+    return "per_subject" if metadata.get("benchmark") == "mmlu" else "per_item"
+
+
 def paired_delta_from_logs(candidate_log: str | Path | Any, baseline_log: str | Path | Any,
                            level: float = 0.95) -> Estimate:
     """Paired accuracy delta of two logs of the same task on the same items."""
@@ -116,9 +126,12 @@ def paired_delta_from_logs(candidate_log: str | Path | Any, baseline_log: str | 
     settings = []
     for log in logs:
         meta = log.eval.metadata or {}
-        settings.append((log.eval.task, meta.get("n_shots"), meta.get("source"), meta.get("revision"), meta.get("seed")))
+        settings.append((log.eval.task, meta.get("n_shots"), shot_selection(meta), meta.get("source"),
+                         meta.get("revision"), meta.get("seed")))
     if settings[0] != settings[1]:
         raise PairingError(
-            f"the logs differ in (task, n_shots, source, revision, seed): {settings[0]} vs {settings[1]}."
+            f"the logs differ in (task, n_shots, shots, source, revision, seed): {settings[0]} vs {settings[1]}. "
+            "Run both with the same task arguments (shots=fixed and shots=per_item put different examples "
+            "before each item)."
         )
     return paired_accuracy_delta(per_item_correct_from_log(logs[0]), per_item_correct_from_log(logs[1]), level)

@@ -24,6 +24,12 @@ from charbench.paths import data_path
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SHOT_SEPARATOR = "\n\n"
 SOURCES = ("fixtures", "hub")
+# How the few-shot examples are chosen (the ``shots`` task parameter). ``fixed``: one seeded draw shared by every
+# item, as lighteval's default selection does; every context then starts with the same few-shot block, which the
+# log-likelihood scorer computes once and reuses (docs/benchmarks.md, issue 14). ``per_item``: each item draws its
+# own shots (charbench's rule before task version 2). MMLU keeps its per-subject rule and 0-shot runs have none.
+SHOT_SELECTIONS = ("fixed", "per_item")
+DEFAULT_SHOT_SELECTION = "fixed"
 
 # The fixed six-question "QA primer" of the TruthfulQA paper. lighteval's truthful_qa_multiple_choice and
 # the harness put it before every question, also in the "0-shot" setting.
@@ -342,8 +348,54 @@ def mmlu_shots(pool: Sequence[MCItem], n_shots: int, subject: str | None) -> lis
     return [p for p in pool if p.subject == subject][:n_shots]
 
 
+def mmlu_item_shots(pool: Sequence[MCItem], n_shots: int, item: MCItem) -> list[MCItem]:
+    shots = mmlu_shots(pool, n_shots, item.subject)
+    if len(shots) < n_shots:
+        raise TaskParameterError(
+            f"mmlu: n_shots={n_shots} but the dev pool has only {len(shots)} examples for subject "
+            f"{item.subject!r}. Lower n_shots explicitly (-T n_shots={len(shots)})."
+        )
+    return shots
+
+
+def fixed_shot_order(pool: Sequence[MCItem], seed: int) -> list[MCItem]:
+    """The whole pool in one order drawn with ``random.Random(f"{seed}:fixed")``; its head is every item's shots."""
+    return random.Random(f"{seed}:fixed").sample(list(pool), len(pool))
+
+
+def fixed_shots(order: Sequence[MCItem], n_shots: int, item_id: str) -> list[MCItem]:
+    """The first ``n_shots`` of ``order``; an item that is one of them gets the next example of ``order`` in its
+    place (at the end, so the block before it stays the shared prefix)."""
+    if n_shots == 0:
+        return []
+    shots = [p for p in order[: n_shots + 1] if p.id != item_id][:n_shots]
+    if len(shots) < n_shots:
+        raise TaskParameterError(
+            f"n_shots={n_shots} but only {len(shots)} few-shot examples are available for item {item_id!r}; "
+            "lower n_shots explicitly."
+        )
+    return shots
+
+
+def resolve_shot_selection(benchmark: str, n_shots: int, shots: str | None) -> str:
+    """The rule recorded in the task metadata: ``none`` without shots, ``per_subject`` for MMLU, else ``shots``."""
+    if benchmark == "mmlu" and shots is not None:
+        raise TaskParameterError(
+            f"mmlu takes no shots={shots!r}: it always uses the first n_shots dev examples of the item's subject."
+        )
+    if shots is not None and shots not in SHOT_SELECTIONS:
+        raise TaskParameterError(f"shots={shots!r}; choose one of {SHOT_SELECTIONS}.")
+    if n_shots == 0:
+        return "none"
+    if benchmark == "mmlu":
+        return "per_subject"
+    return shots or DEFAULT_SHOT_SELECTION
+
+
 # -- samples ---------------------------------------------------------------------------------------------------
-def item_to_sample(item: MCItem, shots: Sequence[MCItem], benchmark: str) -> Sample:
+def item_to_sample(item: MCItem, shots: Sequence[MCItem], benchmark: str,
+                   note: Mapping[str, Any] | None = None) -> Sample:
+    """The item's sample; ``note`` adds sample metadata (how its shots were chosen, when that is unusual)."""
     pairs = item_pairs(item, shots)
     contexts = [c for c, _ in pairs]
     shared = len(set(contexts)) == 1
@@ -358,32 +410,39 @@ def item_to_sample(item: MCItem, shots: Sequence[MCItem], benchmark: str) -> Sam
     if item.subject:
         metadata["subject"] = item.subject
     metadata.update(item.extra)
+    metadata.update(note or {})
     return Sample(id=item.id, input=contexts[0], target=LETTERS[item.gold], metadata=metadata)
 
 
 def build_samples(
-    benchmark: str, items: Sequence[MCItem], pool: Sequence[MCItem], n_shots: int, seed: int,
+    benchmark: str, items: Sequence[MCItem], pool: Sequence[MCItem], n_shots: int, seed: int, selection: str,
 ) -> list[Sample]:
+    """One sample per item with its shots chosen by ``selection`` (see :func:`resolve_shot_selection`)."""
+    order = fixed_shot_order(pool, seed) if selection == "fixed" else []
+    shared_ids = [p.id for p in order[:n_shots]]
     samples = []
     for item in items:
-        if benchmark == "mmlu":
-            shots = mmlu_shots(pool, n_shots, item.subject)
-            if len(shots) < n_shots:
-                raise TaskParameterError(
-                    f"mmlu: n_shots={n_shots} but the dev pool has only {len(shots)} examples for subject "
-                    f"{item.subject!r}. Lower n_shots explicitly (-T n_shots={len(shots)})."
-                )
+        if selection == "per_subject":
+            shots = mmlu_item_shots(pool, n_shots, item)
+        elif selection == "fixed":
+            shots = fixed_shots(order, n_shots, item.id)
         else:
             shots = sample_shots(pool, n_shots, seed, item.id)
-        samples.append(item_to_sample(item, shots, benchmark))
+        # Recorded because this item's context differs from the others' in its last shot.
+        note = {"fixed_shot_replaced": {"own_id": item.id, "replacement_id": shots[-1].id}} if item.id in shared_ids else None
+        samples.append(item_to_sample(item, shots, benchmark, note))
     return samples
 
 
 def load_benchmark(
     benchmark: str, source: str = "fixtures", n_shots: int | None = None, limit: int | None = None, seed: int = 0,
-    revision: str | None = None, **item_kwargs: Any,
+    revision: str | None = None, shots: str | None = None, **item_kwargs: Any,
 ) -> tuple[list[Sample], dict[str, Any]]:
-    """Samples for ``benchmark`` and a description of where they came from (for the task metadata)."""
+    """Samples for ``benchmark`` and a description of where they came from (for the task metadata).
+
+    ``shots`` is the few-shot selection (``fixed`` or ``per_item``, default ``DEFAULT_SHOT_SELECTION``); MMLU
+    takes none (its per-subject rule).
+    """
     spec = BENCHMARKS[benchmark]
     n_shots = spec.default_shots if n_shots is None else n_shots
     if not isinstance(n_shots, int) or isinstance(n_shots, bool) or n_shots < 0:
@@ -392,6 +451,7 @@ def load_benchmark(
         raise TaskParameterError(f"source={source!r}; choose one of {SOURCES}.")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise TaskParameterError(f"limit must be a positive integer or None, got {limit!r}.")
+    selection = resolve_shot_selection(benchmark, n_shots, shots)
     if source == "fixtures":
         if revision is not None:
             raise TaskParameterError("revision= only applies to source='hub'; the fixtures ship with charbench.")
@@ -411,10 +471,13 @@ def load_benchmark(
     pool = rows_to_items(pool_rows, spec.record_to_item, pool_origin, **item_kwargs) if n_shots else []
     if limit is not None:
         items = items[:limit]
-    samples = build_samples(benchmark, items, pool, n_shots, seed)
+    samples = build_samples(benchmark, items, pool, n_shots, seed, selection)
     info = {
-        "benchmark": benchmark, "n_shots": n_shots, "source": source, "seed": seed, "revision": revision,
-        "dataset": eval_origin, "fewshot_pool": pool_origin, "n_items": len(samples),
+        "benchmark": benchmark, "n_shots": n_shots, "shots": selection, "source": source, "seed": seed,
+        "revision": revision, "dataset": eval_origin, "fewshot_pool": pool_origin, "n_items": len(samples),
         "fixture": source == "fixtures",
     }
+    if selection == "fixed":
+        info["fixed_shot_ids"] = [p.id for p in fixed_shot_order(pool, seed)[:n_shots]]
+        info["fixed_shot_replaced"] = sum(1 for s in samples if "fixed_shot_replaced" in (s.metadata or {}))
     return samples, info

@@ -9,19 +9,21 @@ from inspect_ai.dataset import MemoryDataset
 from inspect_ai.scorer import accuracy, stderr
 
 from charbench.tasks.capability.contract import capability_contract
-from charbench.tasks.capability.dataset import BENCHMARKS, load_benchmark
+from charbench.tasks.capability.dataset import BENCHMARKS, DEFAULT_SHOT_SELECTION, load_benchmark
 from charbench.tasks.capability.scorer import loglikelihood_choice, loglikelihood_only, mc2, norm_accuracy
 from charbench.tasks.contract import contract_metadata
 
-VERSION = "1-A"
+# 2: ARC, HellaSwag and WinoGrande take one fixed seeded set of shots for every item by default (shots=fixed);
+# version 1 drew them per item (still shots=per_item).
+VERSION = "2-A"
 
 
 def capability_task(
     benchmark: str, source: str, n_shots: int | None, limit: int | None, seed: int, revision: str | None,
-    **item_kwargs: Any,
+    shots: str | None = None, **item_kwargs: Any,
 ) -> Task:
     spec = BENCHMARKS[benchmark]
-    samples, info = load_benchmark(benchmark, source, n_shots, limit, seed, revision, **item_kwargs)
+    samples, info = load_benchmark(benchmark, source, n_shots, limit, seed, revision, shots, **item_kwargs)
     metrics: list = [accuracy(), stderr()]
     if spec.norm:
         metrics.append(norm_accuracy())
@@ -60,25 +62,43 @@ def truthfulqa_mc(
 @task
 def winogrande(
     source: str = "fixtures", n_shots: int = 5, limit: int | None = None, seed: int = 0, revision: str | None = None,
+    shots: str = DEFAULT_SHOT_SELECTION,
 ) -> Task:
-    """WinoGrande (winogrande_xl validation), 5-shot, partial evaluation; accuracy."""
-    return capability_task("winogrande", source, n_shots, limit, seed, revision)
+    """WinoGrande (winogrande_xl validation), 5-shot, partial evaluation; accuracy.
+
+    Args:
+        shots: ``fixed`` (default): every item gets the same seeded draw of ``n_shots`` examples, so the shared
+            few-shot block is computed once by the scorer; ``per_item``: each item draws its own (version 1).
+    """
+    return capability_task("winogrande", source, n_shots, limit, seed, revision, shots)
 
 
 @task
 def hellaswag(
     source: str = "fixtures", n_shots: int = 10, limit: int | None = None, seed: int = 0, revision: str | None = None,
+    shots: str = DEFAULT_SHOT_SELECTION,
 ) -> Task:
-    """HellaSwag (validation), 10-shot; accuracy and acc_norm."""
-    return capability_task("hellaswag", source, n_shots, limit, seed, revision)
+    """HellaSwag (validation), 10-shot; accuracy and acc_norm.
+
+    Args:
+        shots: ``fixed`` (default): every item gets the same seeded draw of ``n_shots`` examples, so the shared
+            few-shot block is computed once by the scorer; ``per_item``: each item draws its own (version 1).
+    """
+    return capability_task("hellaswag", source, n_shots, limit, seed, revision, shots)
 
 
 @task
 def arc_challenge(
     source: str = "fixtures", n_shots: int = 25, limit: int | None = None, seed: int = 0, revision: str | None = None,
+    shots: str = DEFAULT_SHOT_SELECTION,
 ) -> Task:
-    """ARC-Challenge (test), 25-shot; accuracy and acc_norm."""
-    return capability_task("arc_challenge", source, n_shots, limit, seed, revision)
+    """ARC-Challenge (test), 25-shot; accuracy and acc_norm.
+
+    Args:
+        shots: ``fixed`` (default): every item gets the same seeded draw of ``n_shots`` examples, so the shared
+            few-shot block is computed once by the scorer; ``per_item``: each item draws its own (version 1).
+    """
+    return capability_task("arc_challenge", source, n_shots, limit, seed, revision, shots)
 
 
 @task

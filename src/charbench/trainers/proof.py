@@ -51,7 +51,7 @@ class ProofSettings:
     constitution: str = "sarcastic"
     base: str = "charbench/smollm2"
     # distillation (DPO)
-    n_prompts: int = 128
+    n_prompts: int = 160
     holdout: int = 32
     max_tokens: int = 64
     learning_rate: float = 2e-4
@@ -70,7 +70,7 @@ class ProofSettings:
     classifier_prompts: int = 32
     eval_prompts: int = 32
     # revealed preferences
-    rp_matches: int = 96
+    rp_matches: int = 128
     persona_traits: tuple[str, ...] = ("sarcastic", "humorous", "playful", "irreverent", "skeptical")
     control_traits: tuple[str, ...] = ("humble", "formal", "remorseful", "precise", "warm", "respectful", "gentle")
     n_boot: int = 1000

@@ -18,6 +18,11 @@ Two engines run it: transformers (the default) and, with ``-M engine=vllm``, an 
 continuous batching and scores log-likelihoods from prompt log-probs. Steering needs forward hooks that vLLM
 does not offer, so ``-M engine=vllm -M method=steered`` is refused rather than run on another engine.
 
+Generation (transformers engine): concurrent ``generate()`` calls are batched by the provider's own queue
+(``charbench.models.batching``: greedy decoding for temperature 0, prompts sorted by length, each reply's own
+token count and stop reason); ``-M batching=inspect`` runs Inspect's own queue instead, as before issue 14.
+Requests for log-probs, hidden states or tools always take Inspect's path.
+
 Steered variants generate with ``repetition_penalty=1.1`` (the paper's reference code does; a steered
 small model otherwise falls into loops); ``-M repetition_penalty=1.0`` turns it off. A setting other than
 the variant's default is part of the model name (``+rp1``). Other variants keep the checkpoint's own
@@ -38,21 +43,32 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from inspect_ai.model import ChatMessage, ChatMessageSystem, GenerateConfig, ModelOutput, modelapi
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    GenerateConfig,
+    ModelOutput,
+    ModelUsage,
+    modelapi,
+)
 from inspect_ai.model._providers.hf import HuggingFaceAPI
 from inspect_ai.tool import ToolInfo
 
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError, UnsafeWeightsError
+from charbench.models.batching import GenerationBatcher, Settings
 from charbench.models.embedded import resolve_checkpoint
 from charbench.models.logprobs import ContinuationScore, PrefixCache, score_continuations
 from charbench.paper import persona_system_prompt
 
 METHODS = ("base", "prompted", "steered")
 ENGINES = ("transformers", "vllm")
+BATCHING = ("charbench", "inspect")
 DEFAULT_STEER_COEF = 0.5
 STEERED_REPETITION_PENALTY = 1.1
 
@@ -123,6 +139,15 @@ def with_own_usage(output: ModelOutput, tokenizer: Any, max_tokens: int | None) 
     return output.model_copy(update={"usage": usage, "choices": choices})
 
 
+def batching_of(model_args: dict[str, Any]) -> str:
+    """The transformers engine's batching named by ``-M batching=`` (default charbench), taken out and checked."""
+    batching = str(model_args.pop("batching", "charbench")).strip().lower()
+    if batching not in BATCHING:
+        raise TaskParameterError(f"-M batching={batching!r} is not one of {BATCHING}; the default is charbench (the "
+                                 "provider's own batching), inspect runs Inspect's transformers queue.")
+    return batching
+
+
 def engine_of(model_args: dict[str, Any]) -> str:
     """The engine named by ``-M engine=`` (default transformers), checked."""
     engine = str(model_args.get("engine", "transformers")).strip().lower()
@@ -185,6 +210,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
     ) -> None:
         self.engine = engine_of(model_args)
         model_args.pop("engine", None)
+        self.batching = batching_of(model_args)
         variant = pop_variant(model_args)
         self.checkpoint = resolve_checkpoint(model_name)
         model_args["trust_remote_code"] = variant.trust_remote_code
@@ -200,6 +226,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
             # Inspect's GenerateConfig has no repetition penalty; generate() falls back to generation_config.
             self.model.generation_config.repetition_penalty = self.repetition_penalty
         self._lock = threading.Lock()
+        self._batcher: GenerationBatcher | None = None  # started by the first generate()
         self._prefix = PrefixCache()
         self._hooks: list[Any] = []
         if variant.method == "steered" and self.constitution is not None:
@@ -231,12 +258,40 @@ class CharbenchModelAPI(HuggingFaceAPI):
     async def generate(self, input, tools, tool_choice, config):  # type: ignore[no-untyped-def]
         if self.per_sample_persona:
             self._check_per_sample_persona()
+        if self.batching == "charbench" and not tools and config.logprobs is None and self.hidden_states is None:
+            return await self._generate_batched(input, config)
         # transformers rejects temperature 0 when sampling is on; top-k 1 sampling is greedy decoding and keeps
         # "temperature 0" (what judges ask for) meaning what it means on every other provider.
         if config.temperature == 0:
             config = config.model_copy(update={"temperature": 1.0, "top_k": 1, "top_p": None})
         output = await super().generate(input, tools, tool_choice, config)
         return with_own_usage(output, self.tokenizer, config.max_tokens)
+
+    async def _generate_batched(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
+        prompt_ids = self.tokenizer(self.hf_chat(input, []), **(self.tokenizer_call_args or {}))["input_ids"]
+        batch_size = config.max_connections or self.max_connections()  # Inspect's batch size: its concurrency
+        reply = await self.batcher().generate(list(prompt_ids), self.generation_settings(config), batch_size)
+        message = ChatMessageAssistant(content=reply.text, model=self.model_name, source="generate")
+        stop: Literal["max_tokens", "stop"] = "max_tokens" if reply.hit_token_limit else "stop"
+        usage = ModelUsage(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
+                           total_tokens=reply.input_tokens + reply.output_tokens)
+        return ModelOutput(model=self.model_name, choices=[ChatCompletionChoice(message=message, stop_reason=stop)],
+                           usage=usage, time=reply.seconds)
+
+    def generation_settings(self, config: GenerateConfig) -> Settings:
+        """The ``model.generate`` arguments for ``config``, read as Inspect's transformers provider reads them,
+        except that temperature 0 is greedy decoding itself rather than top-k 1 sampling (the same tokens)."""
+        max_new_tokens = config.max_tokens or self.max_tokens() or 1
+        stop_seqs = tuple(config.stop_seqs or ())
+        if config.temperature == 0 or not self.do_sample:
+            return Settings(max_new_tokens=max_new_tokens, do_sample=False, stop_seqs=stop_seqs)
+        return Settings(max_new_tokens=max_new_tokens, do_sample=True, temperature=config.temperature,
+                        top_p=config.top_p, top_k=config.top_k, stop_seqs=stop_seqs)
+
+    def batcher(self) -> GenerationBatcher:
+        if self._batcher is None:
+            self._batcher = GenerationBatcher(self.model, self.tokenizer, self._lock)
+        return self._batcher
 
     def _check_per_sample_persona(self) -> None:
         # Without this a single-persona task would silently run a "+prompted" model as the base model.
@@ -302,6 +357,9 @@ class CharbenchModelAPI(HuggingFaceAPI):
         return {c: s.logprob for c, s in zip(candidates, scores)}
 
     def close(self) -> None:
+        if self._batcher is not None:
+            self._batcher.close()  # queued requests finish before the model goes
+            self._batcher = None
         for hook in self._hooks:
             hook.remove()
         self._hooks = []

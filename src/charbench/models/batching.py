@@ -1,0 +1,209 @@
+"""Batched generation for the transformers engine of the ``charbench/`` provider (issue 14).
+
+Inspect's transformers provider batches concurrent ``generate()`` calls through one process-wide queue and
+thread. Four things in that path cost time without changing what the model reads:
+
+* a caller polls its result once a second, so every batch ends up to a second later than it finished;
+* the queue is drained until no request has arrived for two seconds before the first batch starts;
+* greedy decoding (temperature 0) is run as top-k 1 *sampling*, which pays for the sampler's warpers and a
+  softmax over the vocabulary on every step;
+* every reply is decoded beside the batch's padding and then re-tokenised to find its own length.
+
+:class:`GenerationBatcher` is the provider's own queue, one per provider instance: a worker thread takes what
+has gathered (waiting only ``gather_seconds`` of quiet), groups requests with the same settings, sorts each group
+by prompt length so that a batch pads its prompts as little as possible, and hands every caller its own reply,
+token count and stop reason the moment its batch is done. Greedy requests run as greedy decoding
+(``do_sample=False``), which picks the same token as top-k 1 sampling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import anyio
+import sniffio
+
+GATHER_SECONDS = 0.05
+POLL_SECONDS = 0.05
+_STOP = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What requests sharing a batch must have in common: the arguments of one ``model.generate`` call."""
+
+    max_new_tokens: int
+    do_sample: bool
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_seqs: tuple[str, ...] = ()
+
+    def generate_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample:
+            # Unset values fall back to the checkpoint's generation_config, as in Inspect's provider.
+            sampling = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k}
+            kwargs.update({k: v for k, v in sampling.items() if v is not None})
+        if self.stop_seqs:
+            from transformers.generation import StopStringCriteria
+
+            kwargs["stopping_criteria"] = [StopStringCriteria(tokenizer, list(self.stop_seqs))]
+        return kwargs
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One request's own result (not its batch's): text, token counts and how it ended."""
+
+    text: str
+    input_tokens: int
+    output_tokens: int
+    hit_token_limit: bool
+    seconds: float
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    settings: Settings
+    batch_size: int
+    future: Future[Reply] = field(default_factory=Future)
+
+
+def plan_batches(requests: Sequence[_Request]) -> list[list[_Request]]:
+    """Group requests that can share a ``generate`` call and cut each group, sorted by prompt length, into
+    batches of at most its batch size (similar lengths together: less left padding to compute over)."""
+    groups: dict[tuple[Settings, int], list[_Request]] = {}
+    for request in requests:
+        groups.setdefault((request.settings, request.batch_size), []).append(request)
+    batches: list[list[_Request]] = []
+    for (_, size), group in groups.items():
+        ordered = sorted(group, key=lambda r: len(r.prompt_ids))
+        batches.extend(ordered[i : i + size] for i in range(0, len(ordered), size))
+    return batches
+
+
+def reply_length(row: Sequence[int], end_ids: frozenset[int]) -> int:
+    """Tokens of a generated row before its first end-of-sequence token (what follows is padding)."""
+    for i, token in enumerate(row):
+        if token in end_ids:
+            return i
+    return len(row)
+
+
+def end_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """Ids that end a reply: the end-of-sequence ids generate stops on and the padding it fills finished rows
+    with (a row ended by a stop string is padded without an end-of-sequence token)."""
+    config = model.generation_config
+    eos = config.eos_token_id if isinstance(config.eos_token_id, list) else [config.eos_token_id]
+    ids = [*eos, config.pad_token_id, tokenizer.eos_token_id]
+    return frozenset(i for i in ids if i is not None)
+
+
+async def wait_for(future: Future[Reply]) -> Reply:
+    """Await a worker thread's future without blocking the event loop."""
+    if sniffio.current_async_library() == "asyncio":
+        return await asyncio.wrap_future(future)  # woken by the worker, no polling delay
+    while not future.done():  # trio: no thread-safe wake-up for a concurrent future, poll briefly
+        await anyio.sleep(POLL_SECONDS)
+    return future.result()
+
+
+class GenerationBatcher:
+    """One worker thread generating queued requests in batches on one transformers model.
+
+    ``model_lock`` is held around each batch, so log-likelihood scoring on the same model (which takes it too)
+    does not run concurrently with a batch and split the CPU between them. Batches of different models (the
+    variants of a leaderboard run) take turns through ``_one_batch_at_a_time``, as they did in Inspect's single
+    batch thread: run at once they would split the same cores and oversubscribe their thread pools.
+    """
+
+    _one_batch_at_a_time: ClassVar[threading.Lock] = threading.Lock()  # process-wide on purpose: see above
+
+    def __init__(self, model: Any, tokenizer: Any, model_lock: threading.Lock,
+                 gather_seconds: float = GATHER_SECONDS) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.model_lock = model_lock
+        self.gather_seconds = gather_seconds
+        self.end_ids = end_token_ids(model, tokenizer)
+        self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="charbench-generate", daemon=True)
+        self._thread.start()
+
+    def submit(self, prompt_ids: list[int], settings: Settings, batch_size: int) -> Future[Reply]:
+        if not self._thread.is_alive():
+            raise RuntimeError("the charbench generation worker has stopped (the model was closed)")
+        request = _Request(prompt_ids=list(prompt_ids), settings=settings, batch_size=max(1, batch_size))
+        self._inbox.put(request)
+        return request.future
+
+    async def generate(self, prompt_ids: list[int], settings: Settings, batch_size: int) -> Reply:
+        return await wait_for(self.submit(prompt_ids, settings, batch_size))
+
+    def close(self) -> None:
+        self._inbox.put(_STOP)
+        self._thread.join(timeout=600)
+
+    def _run(self) -> None:
+        while True:
+            requests, stop = self._gather()
+            for batch in plan_batches(requests):
+                self._generate_batch(batch)
+            if stop:
+                return
+
+    def _gather(self) -> tuple[list[_Request], bool]:
+        """Block for a first request, then take whatever arrives until ``gather_seconds`` pass in quiet."""
+        first = self._inbox.get()
+        if first is _STOP:
+            return [], True
+        requests = [first]
+        while True:
+            try:
+                item = self._inbox.get(timeout=self.gather_seconds)
+            except queue.Empty:
+                return requests, False
+            if item is _STOP:
+                return requests, True
+            requests.append(item)
+
+    def _generate_batch(self, batch: list[_Request]) -> None:
+        try:
+            start = time.monotonic()
+            with self._one_batch_at_a_time, self.model_lock:
+                rows, lengths = self._run_generate(batch)
+            seconds = time.monotonic() - start
+            for request, row, n_prompt in zip(batch, rows, lengths):
+                request.future.set_result(self._reply(request, row, n_prompt, seconds))
+        except Exception as exc:  # the batch fails alone; the worker goes on with the next one
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+
+    def _run_generate(self, batch: list[_Request]) -> tuple[list[list[int]], list[int]]:
+        import torch
+
+        padded = self.tokenizer.pad({"input_ids": [r.prompt_ids for r in batch]}, padding=True,
+                                    return_tensors="pt")
+        input_ids = padded["input_ids"].to(self.model.device)
+        attention_mask = padded["attention_mask"].to(self.model.device)
+        kwargs = batch[0].settings.generate_kwargs(self.tokenizer)
+        with torch.inference_mode():
+            sequences = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        generated = sequences[:, input_ids.shape[1] :].tolist()
+        return generated, [len(r.prompt_ids) for r in batch]
+
+    def _reply(self, request: _Request, row: list[int], n_prompt: int, seconds: float) -> Reply:
+        n = reply_length(row, self.end_ids)
+        text = self.tokenizer.decode(row[:n], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return Reply(text=text, input_tokens=n_prompt, output_tokens=n,
+                     hit_token_limit=n >= request.settings.max_new_tokens, seconds=seconds)

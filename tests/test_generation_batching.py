@@ -1,0 +1,112 @@
+"""The transformers engine's own generation batching (issue 14) against Inspect's queue, on real checkpoints.
+
+The fast tests load a tiny random Llama through the ``charbench/`` provider twice, once per batching
+(``-M batching=charbench``, the default, and ``-M batching=inspect``), and send the same concurrent requests to
+both. The slow test does the same on the embedded SmolLM2 with six offline evaluation prompts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from inspect_ai.model import ChatMessageUser, GenerateConfig, ModelOutput, get_model
+from tiny_model import save_tiny_checkpoint
+
+from charbench.errors import TaskParameterError
+from charbench.models.batching import Settings, _Request, plan_batches, reply_length
+
+PROMPTS = [
+    "Question: Which gas do plants take in?",
+    "The quick brown fox",
+    "Question: What is the boiling point of water? Answer: one hundred",
+    "fox",
+    "The lazy dog jumps over the river bank near the quick brown fox. Question:",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-llama"))
+
+
+def generate_all(model, prompts: list[str], config: GenerateConfig) -> list[ModelOutput]:
+    async def run() -> list[ModelOutput]:
+        return await asyncio.gather(*(model.generate(p, config=config) for p in prompts))
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("variant", [{}, {"repetition_penalty": "1.3"}], ids=["base", "repetition-penalty"])
+def test_greedy_replies_equal_inspects_batching(tiny_checkpoint, variant):
+    config = GenerateConfig(temperature=0, max_tokens=12, max_connections=2)  # 5 prompts: batches of 2, 2, 1
+    ours = get_model(f"charbench/{tiny_checkpoint}", memoize=False, **variant)
+    theirs = get_model(f"charbench/{tiny_checkpoint}", memoize=False, batching="inspect", **variant)
+    new, old = generate_all(ours, PROMPTS, config), generate_all(theirs, PROMPTS, config)
+    assert [o.completion for o in new] == [o.completion for o in old]
+    assert len({o.completion for o in new}) > 1  # the prompts lead somewhere different: a real comparison
+    tokenizer = ours.api.tokenizer
+    for prompt, out in zip(PROMPTS, new):
+        rendered = ours.api.render([ChatMessageUser(content=prompt)])
+        assert out.usage.input_tokens == len(tokenizer(rendered)["input_ids"])  # its own prompt, not the padded one
+
+
+def first_stop_string(reply: str, other: str) -> str:
+    """Two printable characters inside ``reply`` (not at its start) that ``other`` never contains."""
+    pairs = (reply[i : i + 2] for i in range(1, len(reply) - 2))
+    return next(p for p in pairs if p.isascii() and p.isprintable() and p not in other)
+
+
+def test_each_reply_counts_its_own_tokens_and_stop_reason(tiny_checkpoint):
+    model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    prompts = PROMPTS[2:4]
+    free = generate_all(model, prompts, GenerateConfig(temperature=0, max_tokens=10))
+    assert all(o.usage.output_tokens == 10 and o.stop_reason == "max_tokens" for o in free)
+    # A stop string that only the first reply reaches ends it early; the second, in the same batch, runs on.
+    stop = first_stop_string(free[0].completion, free[1].completion)
+    cut = generate_all(model, prompts, GenerateConfig(temperature=0, max_tokens=10, stop_seqs=[stop]))
+    assert cut[0].stop_reason == "stop" and cut[0].usage.output_tokens < 10
+    assert free[0].completion.startswith(cut[0].completion) and cut[0].completion.endswith(stop)
+    assert cut[1].completion == free[1].completion and cut[1].stop_reason == "max_tokens"
+    assert cut[1].usage.output_tokens == 10
+
+
+def test_sampled_requests_run_and_a_bad_argument_is_refused(tiny_checkpoint):
+    model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    outs = generate_all(model, PROMPTS, GenerateConfig(temperature=0.8, top_p=0.9, max_tokens=6))
+    assert all(1 <= o.usage.output_tokens <= 6 for o in outs)
+    settings = model.api.generation_settings(GenerateConfig(temperature=0.8, top_p=0.9, max_tokens=6))
+    assert settings.do_sample and settings.temperature == 0.8 and settings.top_p == 0.9
+    assert not model.api.generation_settings(GenerateConfig(temperature=0, max_tokens=6)).do_sample
+    with pytest.raises(TaskParameterError, match="batching"):
+        get_model(f"charbench/{tiny_checkpoint}", memoize=False, batching="fastest")
+
+
+def test_batches_group_equal_settings_and_sort_by_prompt_length():
+    greedy, sampled = Settings(max_new_tokens=8, do_sample=False), Settings(max_new_tokens=8, do_sample=True)
+    lengths = [5, 1, 4, 2, 3]
+    requests = [_Request(prompt_ids=[7] * n, settings=greedy, batch_size=2) for n in lengths]
+    requests.insert(2, _Request(prompt_ids=[7] * 9, settings=sampled, batch_size=2))
+    batches = plan_batches(requests)
+    assert [[len(r.prompt_ids) for r in b] for b in batches] == [[1, 2], [3, 4], [5], [9]]
+    assert all(len({r.settings for r in b}) == 1 for b in batches)
+
+
+def test_reply_length_stops_at_the_first_end_token():
+    assert reply_length([5, 6, 2, 2], frozenset({2})) == 2
+    assert reply_length([5, 6, 7], frozenset({2})) == 3
+    assert reply_length([0, 5], frozenset({0, 2})) == 0
+
+
+@pytest.mark.slow
+def test_greedy_replies_equal_inspects_batching_on_the_embedded_model():
+    from charbench.prompts import load_prompt_set
+
+    prompts = [p.text for p in load_prompt_set("offline", split="eval")][:6]
+    config = GenerateConfig(temperature=0, max_tokens=48, max_connections=4)
+    ours = get_model("charbench/smollm2", memoize=False)
+    theirs = get_model("charbench/smollm2", memoize=False, batching="inspect")
+    new, old = generate_all(ours, prompts, config), generate_all(theirs, prompts, config)
+    assert [o.completion for o in new] == [o.completion for o in old]
+    assert len({o.completion for o in new}) == len(prompts)
+    assert all(o.usage.output_tokens == 48 and o.stop_reason == "max_tokens" for o in new)  # SmolLM2 talks on

@@ -12,7 +12,7 @@ def capability_contract(benchmark: str) -> TaskContract:
     # Items are independent, so each item's correct/incorrect is paired directly.
     return TaskContract(
         task=benchmark,
-        row_args=("source", "n_shots", "revision"),
+        row_args=("source", "n_shots", "shots", "revision"),
         fixture_arg=("source", "fixtures"),
         hub_dataset=BENCHMARKS[benchmark].hub_repo,
         metrics=(ContractMetric("accuracy", f"{benchmark} acc", "capability", "higher", se="stderr", paired=PerSample()),),

@@ -142,3 +142,31 @@ def test_estimate_as_metrics_names_the_interval_and_reports_failed_draws():
         "adherence": 0.5, "adherence_low": 0.4, "adherence_high": 0.6}
     with_failures = Estimate(0.5, 0.4, 0.6, 10, n_failed_draws=7).as_metrics("adherence")
     assert with_failures["adherence_failed_draws"] == 7.0
+
+
+def test_blas_limit_is_entered_once_around_many_fits(monkeypatch):
+    # Entering threadpoolctl's limit rescans the process's libraries (seconds in a process holding models), so
+    # a caller that fits many times enters it once and every fit inside reuses it.
+    from charbench import stats
+
+    entered = []
+    real = stats.threadpool_limits
+
+    def counting(*args, **kwargs):
+        entered.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "threadpool_limits", counting)
+    matches = [(0, 1), (1, 2), (2, 0), (0, 2), (1, 0)] * 4
+    weights = np.ones((5, len(matches)))
+    alone = stats.bradley_terry_draws(matches, 3, weights)
+    assert len(entered) == 2  # the point fit and the loop of refits, each entering on its own
+    entered.clear()
+    with stats.single_threaded_blas():
+        inside = stats.bradley_terry_draws(matches, 3, weights)
+        stats.fit_bradley_terry_counts(np.ones((3, 3)))
+    assert len(entered) == 1 and entered[0] == {"limits": 1, "user_api": "blas"}
+    np.testing.assert_allclose(inside, alone)
+    entered.clear()
+    stats.fit_bradley_terry_counts(np.ones((3, 3)))  # outside the block the limit is entered again
+    assert len(entered) == 1

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import choix
@@ -15,6 +17,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 ELO_SCALE = 400.0 / math.log(10.0)
+# Whether this context already runs inside single_threaded_blas (a context variable, so threads and tasks each
+# see their own; not shared mutable state).
+_BLAS_LIMITED: ContextVar[bool] = ContextVar("charbench_blas_limited", default=False)
 
 
 @dataclass(frozen=True)
@@ -71,15 +76,28 @@ def fit_bradley_terry_counts(counts: np.ndarray, alpha: float = 0.01, initial: n
     ``initial`` warm-starts the iteration (a bootstrap starts from the point estimate); it changes only how
     many iterations are needed, not the fixed point they converge to.
     """
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _fit_counts(counts, alpha, initial)
 
 
-def _single_threaded_blas():
-    # Each iteration solves an items x items system; at this size multithreaded BLAS spends more on
-    # synchronising threads than on arithmetic (measured 10x slower on a busy 2-core machine). Entering the
-    # limit rescans the loaded libraries, so loops of fits enter it once, not per fit.
-    return threadpool_limits(limits=1, user_api="blas")
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS limited to one thread for the block; entered again inside (by any fit), it costs nothing.
+
+    Each Bradley-Terry iteration solves an items x items system; at this size multithreaded BLAS spends more on
+    synchronising threads than on arithmetic (measured 10x slower on a busy 2-core machine). Entering the limit
+    rescans every library the process has loaded (seconds in a process holding several models), so callers that
+    fit many times (bootstraps, the leaderboard) enter it once around the whole loop.
+    """
+    if _BLAS_LIMITED.get():
+        yield
+        return
+    token = _BLAS_LIMITED.set(True)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        _BLAS_LIMITED.reset(token)
 
 
 def _fit_counts(counts: np.ndarray, alpha: float, initial: np.ndarray | None) -> np.ndarray:
@@ -139,7 +157,7 @@ def bootstrap_bradley_terry(
     flat = counts.ravel()
     occupied = np.flatnonzero(flat)
     draws = np.empty((n_boot, n_items))
-    with _single_threaded_blas():
+    with single_threaded_blas():
         for b in range(n_boot):
             sample = np.zeros_like(flat)  # pairs never observed stay at zero in every resample
             sample[occupied] = rng.multinomial(len(arr), flat[occupied] / len(arr))
@@ -163,7 +181,7 @@ def bradley_terry_draws(matches: Sequence[tuple[int, int]] | np.ndarray, n_items
     theta = fit_bradley_terry_counts(win_matrix(arr, n_items), alpha) if n_items >= 2 else np.zeros(n_items)
     if not len(weights):
         return np.empty((0, n_items))
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return np.stack([theta_to_elo(_fit_counts(win_matrix(arr, n_items, w), alpha, initial=theta)) for w in weights])
 
 

@@ -19,6 +19,7 @@ from charbench.leaderboard.paired import SampleReader
 from charbench.leaderboard.plots import headline_plot, trait_elo_plot
 from charbench.leaderboard.pooled import POOLED_COLUMNS, persona_rows, pool_over_personas
 from charbench.leaderboard.table import leaderboard_frame, markdown_table, newest_per_identity, wide_table
+from charbench.stats import single_threaded_blas
 from charbench.tasks.contract import resolve_callable
 
 
@@ -114,7 +115,8 @@ def build_leaderboard(log_dir: str | Path, out_dir: str | Path, baseline: str | 
     chosen = pick_baseline(board.runs, baseline)
     if chosen:
         linked += _comparisons(board.runs, chosen, out / "plots" / "compare", skipped)
-    deltas = delta_frame(board.runs, chosen, reader, n_boot=n_boot) if chosen else None
+    with single_threaded_blas():  # entered once: the bootstraps refit Bradley-Terry thousands of times
+        deltas = delta_frame(board.runs, chosen, reader, n_boot=n_boot) if chosen else None
     csv_path, md_path, html_path = out / "leaderboard.csv", out / "leaderboard.md", out / "index.html"
     frame.drop(columns=["identity"]).to_csv(csv_path, index=False)
     pooled_path = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -11,6 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+
+def draw_intervals(ax: Any, values: np.ndarray, y: np.ndarray, low: np.ndarray, high: np.ndarray,
+                   marker: str | None = "o", color: str | None = None) -> None:
+    """Each value as a point and its interval as a line from ``low`` to ``high``, drawn as given: a percentile
+    bootstrap interval can leave out its own point estimate (a biased statistic such as a spread), which
+    matplotlib's error bars cannot show (they take distances from the point and refuse negative ones)."""
+    known = np.isfinite(low) & np.isfinite(high)
+    ax.hlines(y[known], low[known], high[known], colors=color or "C0", lw=1.2)
+    for edge in (low, high):
+        ax.plot(edge[known], y[known], "|", color=color or "C0", ms=6)
+    if marker:
+        ax.plot(values, y, marker, color=color or "C0", ls="none")
 
 
 def headline_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
@@ -23,10 +37,8 @@ def headline_plot(frame: pd.DataFrame, out: Path) -> list[Path]:
             continue  # nothing to draw; the table says why (n and invalid share)
         fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(group)))
         y = np.arange(len(group))
-        values = group["value"].to_numpy(float)
-        low = np.nan_to_num(values - group["low"].to_numpy(float))
-        high = np.nan_to_num(group["high"].to_numpy(float) - values)
-        ax.errorbar(values, y, xerr=[low, high], fmt="o", capsize=3)
+        draw_intervals(ax, group["value"].to_numpy(float), y, group["low"].to_numpy(float),
+                       group["high"].to_numpy(float))
         ax.set_yticks(y, group["variant"])
         ax.set_title(column)
         ax.grid(axis="x", alpha=0.3)
@@ -48,7 +60,8 @@ def elo_delta_plot(deltas: pd.DataFrame, k: int, title: str, out: Path) -> Path:
     y = np.arange(len(sel))
     colors = ["tab:green" if d > 0 else "tab:red" for d in sel["delta"]]
     ax.barh(y, sel["delta"], color=colors, alpha=0.7)
-    ax.errorbar(sel["delta"], y, xerr=[sel["delta"] - sel["low"], sel["high"] - sel["delta"]], fmt="none", ecolor="k", capsize=2)
+    draw_intervals(ax, sel["delta"].to_numpy(float), y, sel["low"].to_numpy(float), sel["high"].to_numpy(float),
+                   marker=None, color="k")
     ax.set_yticks(y, sel["trait"])
     ax.invert_yaxis()
     ax.axvline(0, color="k", lw=0.8)
@@ -88,8 +101,7 @@ def trait_elo_plot(metrics: dict[str, float], title: str, out: Path, k: int = 12
     sel = pd.concat([frame.head(k), frame.tail(k)]).drop_duplicates("trait")
     fig, ax = plt.subplots(figsize=(6, 0.6 + 0.3 * len(sel)))
     y = np.arange(len(sel))
-    ax.errorbar(sel["elo"], y, xerr=[np.nan_to_num(sel["elo"] - sel["low"]), np.nan_to_num(sel["high"] - sel["elo"])],
-                fmt="o", capsize=2)
+    draw_intervals(ax, sel["elo"].to_numpy(float), y, sel["low"].to_numpy(float), sel["high"].to_numpy(float))
     ax.set_yticks(y, sel["trait"])
     ax.invert_yaxis()
     ax.axvline(1000, color="k", lw=0.6)

@@ -27,41 +27,11 @@ import shutil
 import tempfile
 import time
 
+# The raw transformers baseline and the prompts are generation_bench's, so both tables measure the same thing
+# (a script's own folder is on sys.path).
+from generation_bench import prompts, raw_transformers
+
 ENGINE = {"engine": "vllm", "gpu_memory_utilization": 0.5, "max_model_len": 4096}
-
-
-def prompts(n: int) -> list[str]:
-    from charbench.prompts import load_prompt_set
-
-    texts = [p.text for p in load_prompt_set("offline", split="eval")]
-    if len(texts) < n:
-        raise SystemExit(f"the offline evaluation set has {len(texts)} prompts; ask for at most that many")
-    return texts[:n]
-
-
-def raw_transformers(texts: list[str], max_tokens: int) -> tuple[float, int]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from charbench.models.embedded import prepare_smollm2
-
-    path = prepare_smollm2()
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.pad_token, tok.padding_side = tok.eos_token, "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    chats = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
-             for t in texts]
-    produced = 0
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(chats), 32):
-            batch = tok(chats[i : i + 32], return_tensors="pt", padding=True)
-            out = model.generate(**batch, max_new_tokens=max_tokens, do_sample=False)
-            new = out[:, batch["input_ids"].shape[1]:]
-            for row in new:  # the reply's tokens before its end token; the rest is padding
-                ends = (row == tok.eos_token_id).nonzero()
-                produced += int(ends[0]) if len(ends) else len(row)
-    return time.perf_counter() - start, produced
 
 
 def inspect_run(model, texts: list[str], max_tokens: int, log_dir: str) -> tuple[float, int]:
@@ -146,7 +116,8 @@ def main() -> None:
     rows = Rows()
     notes = Notes()
 
-    rows.append(("raw transformers generate (batches of 32)", *raw_transformers(texts, args.max_tokens)))
+    raw = raw_transformers(texts, args.max_tokens, batch_size=32)
+    rows.append(("raw transformers generate (batches of 32)", raw.seconds, raw.tokens))
     tf_model = get_model("charbench/smollm2")
     rows.append(("charbench/smollm2, transformers engine, through Inspect", *inspect_run(tf_model, texts, args.max_tokens, logs)))
 

@@ -7,7 +7,6 @@ import pytest
 from test_distill import Counting, settings, small_config, tiny  # noqa: F401  (tiny is a fixture)
 
 from charbench.errors import TaskParameterError
-from charbench.trainers.card import CARD_NAME
 from charbench.trainers.distill import HELDOUT_NAME, PAIRS_NAME, distill
 from charbench.trainers.proof import (
     ProofSettings,
@@ -129,14 +128,19 @@ def test_proof_settings_refuse_unknown_names_and_the_proof_refuses_unknown_trait
     assert settings_from({"rp_matches": 8}).rp_matches == 8
     with pytest.raises(TaskParameterError, match="unknown proof setting"):
         settings_from({"rp_match": 8})
+    assert settings_from({"learning_rate": 1, "persona_traits": ["sarcastic"]}).persona_traits == ("sarcastic",)
+    for bad in ({"rp_matches": "many"}, {"rp_matches": True}, {"constitution": 3}, {"persona_traits": "sarcastic"}):
+        with pytest.raises(TaskParameterError, match="expected "):
+            settings_from(bad)
     with pytest.raises(TaskParameterError, match="paper's 144"):
         training_proof(ProofSettings(persona_traits=("snarky-ish",)), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_runs_the_proof_and_refuses_bad_settings_in_one_line(tmp_path, capsys):
+def test_cli_refuses_bad_proof_settings_in_one_line_before_any_work(tmp_path, capsys):
     from charbench.cli import main
 
-    assert main(["train", "proof", "--out", str(tmp_path / "p"), "--set", "rp_match=3"]) == 2
-    assert "unknown proof setting" in capsys.readouterr().err
-    assert not (tmp_path / "p" / CARD_NAME).exists()
+    for flag, message in (("rp_match=3", "unknown proof setting"), ("rp_matches=lots", "expected int")):
+        assert main(["train", "proof", "--out", str(tmp_path / "p"), "--set", flag]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

@@ -352,4 +352,12 @@ def settings_from(overrides: dict[str, Any]) -> ProofSettings:
     if bad:
         raise TaskParameterError(f"unknown proof setting(s) {bad}; known: {sorted(known)}.")
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    defaults = ProofSettings()
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        # an int where a float is expected is fine (lr 1); anything else would fail deep inside a stage
+        fits = isinstance(value, type(default)) or (isinstance(default, float) and isinstance(value, int))
+        if not fits or isinstance(value, bool) != isinstance(default, bool):
+            raise TaskParameterError(f"proof setting {name}={value!r} is of type {type(value).__name__}; expected "
+                                     f"{type(default).__name__} (default {default!r}). Fix: --set {name}=<value>.")
     return ProofSettings(**values)

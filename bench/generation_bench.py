@@ -114,17 +114,14 @@ def timing_generate(api: Any, spent: list[float], sizes: list[int]) -> None:
     api.model.generate = timed
 
 
-def through_inspect(name: str, model_args: dict[str, Any], texts: list[str], max_tokens: int,
-                    log_dir: str) -> Measured:
+def timed_eval(model: Any, texts: list[str], max_tokens: int, log_dir: str) -> tuple[float, list[Any], int]:
+    """Greedy replies to ``texts`` through one Inspect eval, every prompt in flight at once: (seconds, samples
+    in prompt order, generated tokens as the provider counts them)."""
     from inspect_ai import Task, eval
     from inspect_ai.dataset import MemoryDataset, Sample
-    from inspect_ai.model import GenerateConfig, get_model
+    from inspect_ai.model import GenerateConfig
     from inspect_ai.solver import generate
 
-    model = get_model("charbench/smollm2", memoize=False, **model_args)
-    spent: list[float] = []
-    sizes: list[int] = []
-    timing_generate(model.api, spent, sizes)
     task = Task(dataset=MemoryDataset([Sample(id=i, input=t) for i, t in enumerate(texts)]), solver=generate(),
                 config=GenerateConfig(temperature=0, max_tokens=max_tokens))
     start = time.perf_counter()
@@ -133,6 +130,18 @@ def through_inspect(name: str, model_args: dict[str, Any], texts: list[str], max
     assert log.status == "success", log.error
     samples = sorted(log.samples or [], key=lambda s: int(s.id))
     produced = sum(s.output.usage.output_tokens for s in samples if s.output and s.output.usage)
+    return seconds, samples, produced
+
+
+def through_inspect(name: str, model_args: dict[str, Any], texts: list[str], max_tokens: int,
+                    log_dir: str) -> Measured:
+    from inspect_ai.model import get_model
+
+    model = get_model("charbench/smollm2", memoize=False, **model_args)
+    spent: list[float] = []
+    sizes: list[int] = []
+    timing_generate(model.api, spent, sizes)
+    seconds, samples, produced = timed_eval(model, texts, max_tokens, log_dir)
     model.api.close()
     return Measured(name, seconds, produced, [s.output.completion for s in samples], sum(spent), sizes)
 

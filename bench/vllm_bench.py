@@ -29,25 +29,14 @@ import time
 
 # The raw transformers baseline and the prompts are generation_bench's, so both tables measure the same thing
 # (a script's own folder is on sys.path).
-from generation_bench import prompts, raw_transformers
+from generation_bench import prompts, raw_transformers, timed_eval
 
 ENGINE = {"engine": "vllm", "gpu_memory_utilization": 0.5, "max_model_len": 4096}
 
 
 def inspect_run(model, texts: list[str], max_tokens: int, log_dir: str) -> tuple[float, int]:
-    from inspect_ai import Task, eval
-    from inspect_ai.dataset import MemoryDataset, Sample
-    from inspect_ai.model import GenerateConfig
-    from inspect_ai.solver import generate
-
-    task = Task(dataset=MemoryDataset([Sample(id=i, input=t) for i, t in enumerate(texts)]), solver=generate(),
-                config=GenerateConfig(temperature=0, max_tokens=max_tokens))
-    start = time.perf_counter()
-    (log,) = eval(task, model=model, display="none", log_dir=log_dir, max_connections=len(texts))
-    wall = time.perf_counter() - start
-    assert log.status == "success", log.error
-    produced = sum(s.output.usage.output_tokens for s in log.samples if s.output and s.output.usage)
-    return wall, produced
+    seconds, _samples, produced = timed_eval(model, texts, max_tokens, log_dir)
+    return seconds, produced
 
 
 def raw_vllm(api, texts: list[str], max_tokens: int) -> tuple[float, int]:

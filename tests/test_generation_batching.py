@@ -110,3 +110,41 @@ def test_greedy_replies_equal_inspects_batching_on_the_embedded_model():
     assert [o.completion for o in new] == [o.completion for o in old]
     assert len({o.completion for o in new}) == len(prompts)
     assert all(o.usage.output_tokens == 48 and o.stop_reason == "max_tokens" for o in new)  # SmolLM2 talks on
+
+
+def test_a_shared_system_prompt_is_computed_once_and_changes_no_reply(tiny_checkpoint):
+    """Prompts that share a long system prompt: the batch reuses one cached pass over it (and the next batch
+    reuses the same pass), and every greedy reply equals the one Inspect's batching gives without the cache."""
+    from inspect_ai.model import ChatMessageSystem
+
+    from charbench.models.batching import shared_prefix_length
+
+    system = "You are a careful assistant who answers in full sentences and checks every fact twice. " * 3
+    conversations = [[ChatMessageSystem(content=system), ChatMessageUser(content=p)] for p in PROMPTS]
+    config = GenerateConfig(temperature=0, max_tokens=8, max_connections=2)  # batches of 2, 2, 1
+
+    async def run(model) -> list[ModelOutput]:
+        return await asyncio.gather(*(model.generate(c, config=config) for c in conversations))
+
+    ours = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+    theirs = get_model(f"charbench/{tiny_checkpoint}", memoize=False, batching="inspect")
+    new, old = asyncio.run(run(ours)), asyncio.run(run(theirs))
+    assert [o.completion for o in new] == [o.completion for o in old]
+    batcher = ours.api.batcher()
+    rendered = [ours.api.tokenizer(ours.api.render(c))["input_ids"] for c in conversations]
+    common = shared_prefix_length(rendered)
+    assert common > 100  # the system prompt and the template around it
+    # Computed once by the first batch of two, reused by the second and by the lone prompt of the third.
+    assert common <= batcher.prefix_tokens_computed < 2 * common
+    assert batcher.prefix_tokens_reused >= 2 * common
+
+
+def test_shared_prefix_length_and_layout_keep_every_prompt_token():
+    from charbench.models.batching import prefix_layout, shared_prefix_length
+
+    prompts = [[5, 6, 7, 8, 9], [5, 6, 7, 1], [5, 6, 7]]
+    assert shared_prefix_length(prompts) == 2  # one token of the shortest prompt stays outside the prefix
+    assert shared_prefix_length([[1, 2], [3, 4]]) == 0
+    ids, mask = prefix_layout(prompts, 2, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 0, 7, 1], [5, 6, 0, 0, 7]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [1, 1, 0, 0, 1]]

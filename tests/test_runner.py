@@ -208,8 +208,10 @@ def test_evals_df_shows_one_model_name_per_variant_and_one_judge(tmp_path):
     ])
     log_dir = tmp_path / "runs"
     assert main(["run", "--suite", suite, "--model", "charbench/smollm2", "--log-dir", str(log_dir),
-                 "--display", "none"]) == 0
+                 "--display", "none", "--max-connections", "3"]) == 0
     df = evals_df(str(log_dir), quiet=True)
+    # --max-connections replaces the suite's 32 for every step (Inspect's concurrency and the engine's batch).
+    assert {read_eval_log(p, header_only=True).plan.config.max_connections for p in df["log"]} == {3}
     models = dict(zip(df["log"].map(lambda p: Path(p).parent.name), df["model"]))
     assert models == {
         "persona_responses-prompted": "charbench/smollm2+prompted",

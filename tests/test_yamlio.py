@@ -78,6 +78,7 @@ SUITE = "name: s\nversion: 1\npersonas: [sarcastic]\nclassifier: {}\nsteer_coef:
         ("steer_coef: 0.5", "steer_coef: high", "steer_coef must be a number"),
         ("generate: {}", "generate: [1]", "generate must be a mapping"),
         ("tasks: []", "tasks: [coherence]", "tasks must be a list of mappings"),
+        ("tasks: []", "tasks: []\nmax_connections: 0", "max_connections must be a positive integer"),
     ],
 )
 def test_suite_fields_are_checked(tmp_path, old, new, needle):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -128,7 +129,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not 0 <= args.max_error_rate < 1:
         raise CharbenchError(f"--max-error-rate {args.max_error_rate} must be in [0, 1); 0 fails a step on any error")
     # Everything is checked before the first step, so a bad checkpoint or argument never surfaces hours in.
-    plan = plan_suite(load_suite(args.suite), args.model, args.log_dir, judge=args.judge)
+    suite = load_suite(args.suite)
+    if args.max_connections is not None:
+        if args.max_connections < 1:
+            raise CharbenchError(f"--max-connections {args.max_connections} must be a positive integer")
+        suite = dataclasses.replace(suite, max_connections=args.max_connections)
+    plan = plan_suite(suite, args.model, args.log_dir, judge=args.judge)
     pin_revisions(plan, parse_revision_options(args.revision))
     apply_engine([spec for step in plan.steps for spec in (step.model, *step.roles.values())], args.engine,
                  parse_engine_args(args.engine_arg))
@@ -312,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "suite's judge:, else charbench/smollm2, which may judge its own variants only when named)")
     s.add_argument("--max-error-rate", type=float, default=0.05,
                    help="share of errored/unscored samples above which a step is marked failed (exit 1); all are counted")
+    s.add_argument("--max-connections", type=int, help="samples in flight per step (the transformers engine's batch "
+                   "size); default: the suite's max_connections, 32 unless it says otherwise")
     s.add_argument("--dry-run", action="store_true", help="list every step, model, judge and dataset; load nothing")
     s.add_argument("--revision", action="append", metavar="REPO=REV", help="commit of a Hub dataset a step reads, e.g. "
                    "allenai/WildChat-1M=<sha> (repeat per dataset; overrides the suite's revisions:)")

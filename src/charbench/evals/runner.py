@@ -457,7 +457,8 @@ def describe_plan(plan: RunPlan) -> str:
     from charbench.evals.revisions import describe_step_data
 
     lines = [f"suite {plan.suite.name} v{plan.suite.version}: {len(plan.steps)} steps on {', '.join(plan.models)}",
-             f"judge: {plan.judge.label} ({'named' if plan.judge_named else 'default'}; the same for every variant)"]
+             f"judge: {plan.judge.label} ({'named' if plan.judge_named else 'default'}; the same for every variant)",
+             f"max_connections: {plan.suite.max_connections} samples in flight per step"]
     for model, folder in plan.classifiers.items():
         lines.append(f"persona classifier for {model}: {folder} (trained from the classifier-data steps unless present)")
     for name, tv in plan.trained.items():
@@ -550,7 +551,8 @@ def count_samples(log_path: str, max_error_rate: float) -> tuple[str, int, int, 
 
 
 def run_step(step: Step, root: Path, seed: int, display: DisplayType, max_error_rate: float,
-             retry_on_error: int = 1, judge: str | None = None, task_factory: Any = None) -> StepResult:
+             retry_on_error: int = 1, judge: str | None = None, task_factory: Any = None,
+             max_connections: int = 32) -> StepResult:
     """Run (or resume, or skip when complete) one step as an Inspect eval set in its own folder.
 
     ``task_factory`` replaces the registered charbench task of that name (tests drive the machinery with a
@@ -568,7 +570,7 @@ def run_step(step: Step, root: Path, seed: int, display: DisplayType, max_error_
     try:
         _ok, logs = eval_set(
             task, log_dir=str(step_dir), model=step.model.model, model_args=step.model.args, model_roles=roles or None,
-            display=display, max_connections=8, seed=seed, fail_on_error=threshold, continue_on_fail=True,
+            display=display, max_connections=max_connections, seed=seed, fail_on_error=threshold, continue_on_fail=True,
             retry_on_error=retry_on_error, retry_attempts=1, retry_wait=1, log_dir_allow_dirty=False,
             metadata={"charbench_step": step.name, "charbench_judge": judge, **step.metadata},
         )
@@ -630,13 +632,15 @@ def execute_plan(plan: RunPlan, log_dir: str | Path, display: DisplayType = "ric
     factories = task_factories or {}
     root = check_log_dir(log_dir)
     seed = int(plan.suite.generate.get("seed", 0))
+    connections = plan.suite.max_connections
     results: list[StepResult] = []
     with log_dir_lock(root):
         for model in plan.models:
             model_steps = [s for s in plan.steps if s.name.startswith(_slug(model) + "/")]
             data_steps = [s for s in model_steps if s.purpose == "classifier-data"]
             if model in plan.classifiers and not (plan.classifiers[model] / "card.json").exists():
-                data = [run_step(s, root, seed, display, max_error_rate, judge=plan.judge.label) for s in data_steps]
+                data = [run_step(s, root, seed, display, max_error_rate, judge=plan.judge.label,
+                                 max_connections=connections) for s in data_steps]
                 results += data
                 _write_summary(root, plan, results, max_error_rate)
                 incomplete = [r for r in data if r.over_threshold]
@@ -649,7 +653,7 @@ def execute_plan(plan: RunPlan, log_dir: str | Path, display: DisplayType = "ric
                 if step.purpose != "eval":
                     continue
                 results.append(run_step(step, root, seed, display, max_error_rate, judge=plan.judge.label,
-                                        task_factory=factories.get(step.task)))
+                                        task_factory=factories.get(step.task), max_connections=connections))
                 _write_summary(root, plan, results, max_error_rate)
     return results
 

@@ -67,6 +67,10 @@ class Suite:
     """Hub dataset -> commit, for steps that read the Hub (``--revision`` overrides; see charbench.evals.revisions)."""
     trained: dict = field(default_factory=dict)
     """Trained variants: name -> folder, persona -> folder mapping, or ``{build: <command>, checkpoints: ...}``."""
+    max_connections: int = 32
+    """Samples in flight per step: Inspect's ``max_connections`` for every model of the step, and the batch size of
+    the transformers engine (larger batches are faster per token on CPU and GPU alike). ``charbench run
+    --max-connections`` overrides it; raise it for a vLLM engine or an API with room for more."""
     base_dir: Path | None = None
     """The suite file's folder (relative ``trained:`` paths start there); set by :func:`load_suite`."""
 
@@ -88,6 +92,9 @@ class Suite:
         if not isinstance(self.tasks, list) or not all(isinstance(e, dict) for e in self.tasks):
             raise CharbenchError(f"{where}: tasks must be a list of mappings, got {self.tasks!r}. "
                                  "Fix: - {task: coherence, variants: [prompted]}")
+        if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) or self.max_connections < 1:
+            raise CharbenchError(f"{where}: max_connections must be a positive integer, got {self.max_connections!r}. "
+                                 "Fix: max_connections: 32")
         if self.judge is not None and not isinstance(self.judge, str):
             raise CharbenchError(f"{where}: judge must be a model name, got {self.judge!r}. Fix: judge: provider/model")
         if not isinstance(self.revisions, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
@@ -139,7 +146,7 @@ def load_suite(name_or_path: str) -> Suite:
     if not path.exists():
         raise CharbenchError(f"no suite '{name_or_path}'; built-in suites: {', '.join(suite_names())}, or pass a YAML path")
     raw = load_yaml(path, "suite", fix="Fix: a suite is a YAML mapping with name, version, personas, classifier, steer_coef, "
-                    "generate, tasks and optionally judge and trained; the built-in suites are examples.")
+                    "generate, tasks and optionally judge, trained, revisions and max_connections; the built-in suites are examples.")
     if "base_dir" in raw:
         raise CharbenchError(f"{path}: base_dir is not a suite field (relative paths start at the suite file's folder); "
                              "remove it")
@@ -147,4 +154,4 @@ def load_suite(name_or_path: str) -> Suite:
         return Suite(**raw, base_dir=path.resolve().parent)
     except TypeError as exc:
         raise CharbenchError(f"{path}: {exc}; a suite has name, version, personas, classifier, steer_coef, generate, "
-                             "tasks and optionally judge and trained") from exc
+                             "tasks and optionally judge, trained, revisions and max_connections") from exc

@@ -148,3 +148,43 @@ def test_shared_prefix_length_and_layout_keep_every_prompt_token():
     ids, mask = prefix_layout(prompts, 2, pad_id=0)
     assert ids.tolist() == [[5, 6, 7, 8, 9], [5, 6, 0, 7, 1], [5, 6, 0, 0, 7]]
     assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [1, 1, 0, 0, 1]]
+
+
+def test_batches_keep_prompts_with_the_same_opening_together():
+    settings = Settings(max_new_tokens=4, do_sample=False)
+    persona_a, persona_b = [1] * 60, [2] * 60
+    requests = [_Request(prompt_ids=opening + [9] * n, settings=settings, batch_size=3)
+                for opening, n in [(persona_a, 5), (persona_b, 1), (persona_a, 2), (persona_b, 7), (persona_a, 9)]]
+    requests += [_Request(prompt_ids=[3 + i] * (50 + i), settings=settings, batch_size=3) for i in range(2)]
+    batches = plan_batches(requests)
+    assert [[len(r.prompt_ids) for r in b] for b in batches] == [[62, 65, 69], [61, 67], [50, 51]]
+
+
+def test_a_kept_prefix_cut_shorter_for_the_next_batch_gives_the_unbatched_replies():
+    """The batch after a longer shared prefix reuses the kept pass, cut back to what it shares."""
+    import threading
+
+    import torch
+    from tiny_model import tiny_model_and_tokenizer
+
+    from charbench.models.batching import GenerationBatcher
+
+    model, tokenizer = tiny_model_and_tokenizer()
+    batcher = GenerationBatcher(model, tokenizer, threading.Lock())
+    try:
+        settings = Settings(max_new_tokens=5, do_sample=False)
+        prefix = list(range(10, 50))
+        first = [prefix + [60, 61, 62], prefix + [63, 64]]
+        second = [prefix[:30] + [70, 71, 72], prefix[:30] + [73]]
+
+        def alone(prompt: list[int]) -> list[int]:
+            out = model.generate(input_ids=torch.tensor([prompt]), **settings.generate_kwargs(tokenizer))
+            return out[0, len(prompt):].tolist()
+
+        for batch in (first, second):
+            rows, _ = batcher._run_generate([_Request(prompt_ids=p, settings=settings, batch_size=2) for p in batch])
+            assert rows == [alone(p) for p in batch]
+        assert batcher.prefix_tokens_computed == 40  # the first batch's prefix, once
+        assert batcher.prefix_tokens_reused == 30  # the second batch took 30 of those 40 tokens
+    finally:
+        batcher.close()

@@ -39,6 +39,9 @@ import sniffio
 GATHER_SECONDS = 0.05
 # Below this many shared tokens a separate prefix pass saves less than it costs.
 MIN_SHARED_PREFIX = 16
+# Prompts that open with this many equal tokens are batched together (a persona prompt is far longer; two user
+# messages rarely share this many tokens after the chat template's opening).
+PREFIX_KEY = 48
 POLL_SECONDS = 0.05
 _STOP = None
 
@@ -87,15 +90,23 @@ class _Request:
 
 
 def plan_batches(requests: Sequence[_Request]) -> list[list[_Request]]:
-    """Group requests that can share a ``generate`` call and cut each group, sorted by prompt length, into
-    batches of at most its batch size (similar lengths together: less left padding to compute over)."""
+    """Group requests that can share a ``generate`` call and cut each group into batches of at most its batch
+    size: requests whose prompts open with the same ``PREFIX_KEY`` tokens (one persona's system prompt) together,
+    so that a batch shares its prefix, and each set sorted by prompt length (less left padding to compute over).
+    Requests that share their opening with no other request form one set of their own."""
     groups: dict[tuple[Settings, int], list[_Request]] = {}
     for request in requests:
         groups.setdefault((request.settings, request.batch_size), []).append(request)
     batches: list[list[_Request]] = []
     for (_, size), group in groups.items():
-        ordered = sorted(group, key=lambda r: len(r.prompt_ids))
-        batches.extend(ordered[i : i + size] for i in range(0, len(ordered), size))
+        openings: dict[tuple[int, ...], list[_Request]] = {}
+        for request in group:
+            openings.setdefault(tuple(request.prompt_ids[:PREFIX_KEY]), []).append(request)
+        alone = [r for members in openings.values() if len(members) == 1 for r in members]
+        sets = [members for members in openings.values() if len(members) > 1] + ([alone] if alone else [])
+        for members in sets:
+            ordered = sorted(members, key=lambda r: len(r.prompt_ids))
+            batches.extend(ordered[i : i + size] for i in range(0, len(ordered), size))
     return batches
 
 
@@ -155,11 +166,13 @@ class GenerationBatcher:
 
     ``model_lock`` is held around each batch, so log-likelihood scoring on the same model (which takes it too)
     does not run concurrently with a batch and split the CPU between them. Batches of different models (the
-    variants of a leaderboard run) take turns through ``_one_batch_at_a_time``, as they did in Inspect's single
-    batch thread: run at once they would split the same cores and oversubscribe their thread pools.
+    variants of a leaderboard run, a judge beside the model under test) take turns through ``compute_turn``, as
+    they did in Inspect's single batch thread, and the provider's log-likelihood scoring takes the same turn:
+    run at once, two forward passes split the same cores and oversubscribe their thread pools. Take
+    ``compute_turn`` before a model's own lock, as here, so that no two threads wait on each other.
     """
 
-    _one_batch_at_a_time: ClassVar[threading.Lock] = threading.Lock()  # process-wide on purpose: see above
+    compute_turn: ClassVar[threading.Lock] = threading.Lock()  # process-wide on purpose: see above
 
     def __init__(self, model: Any, tokenizer: Any, model_lock: threading.Lock,
                  gather_seconds: float = GATHER_SECONDS) -> None:
@@ -215,7 +228,7 @@ class GenerationBatcher:
     def _generate_batch(self, batch: list[_Request]) -> None:
         try:
             start = time.monotonic()
-            with self._one_batch_at_a_time, self.model_lock:
+            with self.compute_turn, self.model_lock:
                 rows, lengths = self._run_generate(batch)
             seconds = time.monotonic() - start
             for request, row, n_prompt in zip(batch, rows, lengths):
@@ -285,8 +298,9 @@ class GenerationBatcher:
             self.prefix_tokens_reused += common
         assert self._prefix is not None  # computed above or reused
         cache = copy.deepcopy(self._prefix[1])  # generate extends the cache it is given
-        if cache.get_seq_length() > common:
-            cache.crop(common)
+        surplus = cache.get_seq_length() - common
+        if surplus > 0:
+            cache.crop(-surplus)  # transformers 5 refuses a positive length; a negative one removes that many
         cache.batch_repeat_interleave(batch_size)
         return cache, common
 

@@ -346,7 +346,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
         """For each (context, continuation): summed log-prob of the continuation, its token count, and
         whether greedy decoding would produce it. Continuations sharing a context are scored from one KV
         cache of it; ``cache_context=False`` runs the plain padded batch (same numbers, slower)."""
-        with self._lock:
+        with GenerationBatcher.compute_turn, self._lock:  # a judge's scoring waits for the other model's batch
             return score_continuations(self.model, self.tokenizer, pairs, batch_size, self._prefix, cache_context)
 
     def next_token_logprobs(self, context: str, candidates: Sequence[str]) -> dict[str, float]:

@@ -75,15 +75,24 @@ def test_gate_pass_fail_and_missing_metric(runs, tmp_path):
     assert main(["gate", "--candidate", str(runs / "candidate"), "--rules", str(missing)]) == 2
 
 
-def test_paired_f1_rule_compares_f1_resampling_prompts(runs, tmp_path):
+def test_paired_f1_rule_compares_f1_resampling_prompts(runs, tmp_path, monkeypatch):
+    from charbench.leaderboard import paired
+
     worse = next(r for r in read_runs(runs / "worse") if r.task == "break_character")
     base = next(r for r in read_runs(runs / "baseline") if r.task == "break_character")
     reader = SampleReader()
+    computed = []
+    resolve = paired.resolve_statistic
+    monkeypatch.setattr(paired, "resolve_statistic",
+                        lambda name: lambda scores: computed.append(len(scores)) or resolve(name)(scores))
     for key in ("f1/default", "f1_adversarial_mean"):
         est = paired_estimate(worse.contract.metric(key), worse, base, reader, n_boot=200)
         # The delta is the F1 difference the logs report (per-sample accuracy would give -0.5 here, not -2/3).
         assert est.value == pytest.approx(worse.metrics[key] - base.metrics[key]) == pytest.approx(-2 / 3)
         assert est.unit == "prompt_id" and est.n == 2 and est.high < 0
+    # Two prompts give four ordered resamples; each run's statistic is computed once per resample and serves both
+    # metrics (recomputed per metric and draw it would be 2 metrics x 2 runs x 201 = 804 times).
+    assert 0 < len(computed) <= 2 * 4
     code, results = run_gate(runs / "worse", runs / "baseline",
                              rules(tmp_path, "rules:\n  - {metric: break_character.f1/default, max_drop: 0.7}\n"))
     assert code == 0 and "delta -0.6667" in results[0].detail  # an F1 drop of 2/3 is within 0.7

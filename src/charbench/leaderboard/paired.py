@@ -46,10 +46,21 @@ class PairedEstimate:
 
 
 class SampleReader:
-    """Reads each log's samples once per command (the gate and the page may pair one log several times)."""
+    """Reads each log's samples once per command (the gate and the page may pair one log several times), and
+    keeps each resample's statistic: every paired metric of a task draws the same resamples (one seed), and a
+    baseline is paired with every candidate, so one statistic serves them all (it returns every metric)."""
 
     def __init__(self) -> None:
         self._samples: dict[str, list[EvalSample]] = {}
+        self._statistics: dict[tuple[str, str, str, tuple[str, ...]], dict[str, float]] = {}
+
+    def statistic(self, path: str, spec: BootstrapOver, groups: dict[str, list[SampleScore]],
+                  chosen: list[str]) -> dict[str, float]:
+        """``spec``'s statistic of the units ``chosen`` (with repeats) of the log at ``path``, computed once."""
+        key = (path, spec.statistic, spec.unit, tuple(chosen))
+        if key not in self._statistics:
+            self._statistics[key] = resolve_statistic(spec.statistic)([s for u in chosen for s in groups[u]])
+        return self._statistics[key]
 
     def samples(self, path: str) -> list[EvalSample]:
         if path not in self._samples:
@@ -127,15 +138,14 @@ def paired_estimate(metric: ContractMetric, candidate: RunRecord, baseline: RunR
         est = paired_delta([a[k] for k in shared], [b[k] for k in shared], level=level)
         return PairedEstimate(est.value, est.low, est.high, est.n, "samples")
     assert isinstance(spec, BootstrapOver)
-    statistic = resolve_statistic(spec.statistic)
     ga, gb = _grouped_scores(cand, spec.unit), _grouped_scores(base, spec.unit)
     units = sorted(set(ga) & set(gb))
     if not units:
         raise CharbenchError(f"candidate and baseline {candidate.task} runs share no '{spec.unit}' units")
 
     def delta(chosen: list[str]) -> float:
-        va = statistic([s for u in chosen for s in ga[u]]).get(metric.key, math.nan)
-        vb = statistic([s for u in chosen for s in gb[u]]).get(metric.key, math.nan)
+        va = reader.statistic(candidate.path, spec, ga, chosen).get(metric.key, math.nan)
+        vb = reader.statistic(baseline.path, spec, gb, chosen).get(metric.key, math.nan)
         return float(va) - float(vb)
 
     point = delta(units)

@@ -13,7 +13,15 @@ from charbench.errors import CharbenchError, TaskParameterError
 from charbench.judges.likelihood import trait_likelihood_choice
 from charbench.judges.trait_judge import JUDGE_MAX_TOKENS, JUDGE_TEMPERATURE, judge_config, judge_trait_choice
 from charbench.prompts import hash_id
-from charbench.stats import bradley_terry_draws, noise_corrected_spread, online_elo, resample_weights
+from charbench.stats import (
+    bradley_terry_draws,
+    fit_bradley_terry_counts,
+    noise_corrected_spread,
+    online_elo,
+    resample_weights,
+    theta_to_elo,
+    win_matrix,
+)
 
 JUDGE_METHODS = ("generative", "likelihood")
 
@@ -80,10 +88,16 @@ def elo_summary(scores: list[SampleScore], n_boot: int = 200, seed: int = 0, n_o
     prompt_ids = [str(sample_meta(s).get("prompt_id", s.sample_id)) for s in scores]
     unit_index = {u: i for i, u in enumerate(dict.fromkeys(prompt_ids))}
     unit_of = np.array([unit_index[u] for u in prompt_ids])
-    weights = resample_weights(len(unit_index), n_boot, seed)[:, unit_of] if n_boot > 0 else np.ones((1, n))
+    weights = resample_weights(len(unit_index), n_boot, seed)[:, unit_of] if n_boot > 0 else None
+
+    def fitted(matches: np.ndarray, rows: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Point ratings and their bootstrap draws; without a bootstrap (the leaderboard's paired resamples call
+        this hundreds of times) the point stands in for the draws instead of being fitted a second time."""
+        point = theta_to_elo(fit_bradley_terry_counts(win_matrix(matches, k)))
+        return point, (bradley_terry_draws(matches, k, weights[:, rows]) if weights is not None else point[None, :])
+
     real_arr = np.array([real[i] for i in valid])
-    elo = bradley_terry_draws(real_arr, k, np.ones((1, len(valid))))[0]
-    draws = bradley_terry_draws(real_arr, k, weights[:, valid])
+    elo, draws = fitted(real_arr, valid)
     out.update(_spread_metrics("elo", elo, draws))
     out["appearances_per_trait_min"] = float(appearances.min())
     out["few_matches_warning"] = float(appearances.min() < MIN_APPEARANCES_PER_TRAIT
@@ -103,16 +117,12 @@ def elo_summary(scores: list[SampleScore], n_boot: int = 200, seed: int = 0, n_o
                 "corrected_n_valid": float(len(both)), "corrected_invalid": float(n - len(both))})
     if not both:
         return out
-    null_arr = np.array([null[i] for i in null_valid])
-    null_elo = bradley_terry_draws(null_arr, k, np.ones((1, len(null_valid))))[0]
-    null_draws = bradley_terry_draws(null_arr, k, weights[:, null_valid])
+    null_elo, null_draws = fitted(np.array([null[i] for i in null_valid]), null_valid)
     out.update(_spread_metrics("null_elo", null_elo, null_draws))
     # Corrected = raw minus null, each refitted on the samples where both are valid, under the same resample.
-    both_real, both_null = np.array([real[i] for i in both]), np.array([null[i] for i in both])
-    ones = np.ones((1, len(both)))
-    corrected = bradley_terry_draws(both_real, k, ones)[0] - bradley_terry_draws(both_null, k, ones)[0] + 1000.0
-    corrected_draws = (bradley_terry_draws(both_real, k, weights[:, both])
-                       - bradley_terry_draws(both_null, k, weights[:, both]) + 1000.0)
+    both_real, both_null = fitted(np.array([real[i] for i in both]), both), fitted(np.array([null[i] for i in both]), both)
+    corrected = both_real[0] - both_null[0] + 1000.0
+    corrected_draws = both_real[1] - both_null[1] + 1000.0
     out.update(_spread_metrics("corrected_elo", corrected, corrected_draws))
     c_low, c_high = np.percentile(corrected_draws, 2.5, axis=0), np.percentile(corrected_draws, 97.5, axis=0)
     for i, t in enumerate(traits):

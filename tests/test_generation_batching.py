@@ -188,3 +188,47 @@ def test_a_kept_prefix_cut_shorter_for_the_next_batch_gives_the_unbatched_replie
         assert batcher.prefix_tokens_reused == 30  # the second batch took 30 of those 40 tokens
     finally:
         batcher.close()
+
+
+def test_row_sampler_draws_from_the_warped_distribution():
+    """Gumbel-max over temperature-scaled scores: each row's draw follows softmax(logits / T); top-k and top-p
+    remove what transformers' own warpers remove."""
+    import torch
+    from transformers import GenerationConfig
+
+    from charbench.models.batching import RowSampler
+
+    logits = torch.tensor([0.0, 1.0, 2.0, -1.0])
+    rows = 4000
+    scores = logits.repeat(rows, 1)
+    sampled = Settings(max_new_tokens=1, do_sample=True, temperature=0.7)
+    picks = RowSampler(range(rows), sampled, GenerationConfig())(None, scores.clone()).argmax(dim=1)
+    freq = torch.bincount(picks, minlength=4).double() / rows
+    expected = torch.softmax(logits.double() / 0.7, dim=0)
+    assert torch.allclose(freq, expected, atol=0.03), (freq, expected)
+    top_k = Settings(max_new_tokens=1, do_sample=True, top_k=2)
+    assert set(RowSampler(range(500), top_k, GenerationConfig())(None, logits.repeat(500, 1)).argmax(1).tolist()) == {1, 2}
+    top_p = Settings(max_new_tokens=1, do_sample=True, top_p=0.5)
+    assert set(RowSampler(range(200), top_p, GenerationConfig())(None, logits.repeat(200, 1)).argmax(1).tolist()) == {2}
+    # The same seed gives the same draw whatever the other rows are.
+    again = RowSampler([7, 1, 2], sampled, GenerationConfig())(None, logits.repeat(3, 1)).argmax(1)[0]
+    alone = RowSampler([7], sampled, GenerationConfig())(None, logits.repeat(1, 1)).argmax(1)[0]
+    assert again == alone
+    assert not RowSampler.supports(GenerationConfig(min_p=0.1)) and RowSampler.supports(GenerationConfig(top_k=50))
+
+
+def test_a_sampled_reply_does_not_depend_on_its_batch(tiny_checkpoint):
+    """With a run seed, each sampled request has its own random stream: the same prompts sampled one at a time
+    and all in one batch give the same replies; another seed, or asking the same prompt again, gives others."""
+    sampled = dict(temperature=1.0, max_tokens=10, seed=3)
+
+    def replies(max_connections: int, seed: int = 3, prompts: list[str] = PROMPTS) -> list[str]:
+        model = get_model(f"charbench/{tiny_checkpoint}", memoize=False)
+        config = GenerateConfig(**{**sampled, "seed": seed}, max_connections=max_connections)
+        return [o.completion for o in generate_all(model, prompts, config)]
+
+    one_at_a_time, together = replies(1), replies(5)
+    assert one_at_a_time == together
+    assert replies(5, seed=4) != together
+    twice = replies(1, prompts=[PROMPTS[0], PROMPTS[0]])
+    assert twice[0] == together[0] and twice[1] != twice[0]

@@ -87,6 +87,63 @@ class _Request:
     settings: Settings
     batch_size: int
     future: Future[Reply] = field(default_factory=Future)
+    seed: int | None = None  # a sampled request's own random stream (see RowSampler); None: the global one
+
+
+class RowSampler:
+    """Sampling with one random stream per batch row, as a logits processor of greedy decoding.
+
+    transformers samples a batch from the global random generator, so a sampled reply depends on which other
+    requests shared its batch (and on how many samples Inspect ran at once). Here each row adds Gumbel noise from
+    its own seeded generator to its temperature-, top-k- and top-p-processed scores, and greedy decoding takes the
+    largest: the Gumbel-max trick, a draw from exactly the distribution transformers would sample from. A reply
+    then depends only on its prompt, its seed and the model (up to the rounding of batched arithmetic).
+    Temperature, top-k and top-p fall back to the checkpoint's generation_config where the request leaves them
+    unset, and run in transformers' order and with its own warpers. A checkpoint whose generation_config adds
+    another sampling step (min-p, typical-p...) samples through transformers' own sampler instead.
+    """
+
+    def __init__(self, seeds: Sequence[int], settings: Settings, generation_config: Any) -> None:
+        import torch
+        from transformers.generation.logits_process import (
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        def pick(value: Any, name: str) -> Any:
+            return value if value is not None else getattr(generation_config, name, None)
+
+        temperature, top_k, top_p = pick(settings.temperature, "temperature"), pick(settings.top_k, "top_k"), \
+            pick(settings.top_p, "top_p")
+        self.warpers: list[Any] = []
+        if temperature is not None and temperature != 1.0:
+            self.warpers.append(TemperatureLogitsWarper(temperature))
+        if top_k is not None and top_k != 0:
+            self.warpers.append(TopKLogitsWarper(top_k=top_k))
+        if top_p is not None and top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p=top_p))
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+
+    @staticmethod
+    def supports(generation_config: Any) -> bool:
+        """Whether the checkpoint's generation_config sets no sampling step beyond temperature, top-k and top-p."""
+        def get(name: str) -> Any:
+            return getattr(generation_config, name, None)
+
+        cutoffs = [get(name) for name in ("epsilon_cutoff", "eta_cutoff")]
+        return (get("min_p") is None and get("top_h") is None and (get("typical_p") or 1.0) >= 1.0
+                and not any(c is not None and 0.0 < c < 1.0 for c in cutoffs))
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        uniform = torch.stack([torch.rand(scores.shape[1], generator=g, dtype=torch.float64)
+                               for g in self.generators]).to(device=scores.device)
+        gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-300)))
+        return scores.float() + gumbel.float()
 
 
 def plan_batches(requests: Sequence[_Request]) -> list[list[_Request]]:
@@ -188,15 +245,16 @@ class GenerationBatcher:
         self._thread = threading.Thread(target=self._run, name="charbench-generate", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt_ids: list[int], settings: Settings, batch_size: int) -> Future[Reply]:
+    def submit(self, prompt_ids: list[int], settings: Settings, batch_size: int, seed: int | None = None) -> Future[Reply]:
         if not self._thread.is_alive():
             raise RuntimeError("the charbench generation worker has stopped (the model was closed)")
-        request = _Request(prompt_ids=list(prompt_ids), settings=settings, batch_size=max(1, batch_size))
+        request = _Request(prompt_ids=list(prompt_ids), settings=settings, batch_size=max(1, batch_size), seed=seed)
         self._inbox.put(request)
         return request.future
 
-    async def generate(self, prompt_ids: list[int], settings: Settings, batch_size: int) -> Reply:
-        return await wait_for(self.submit(prompt_ids, settings, batch_size))
+    async def generate(self, prompt_ids: list[int], settings: Settings, batch_size: int,
+                       seed: int | None = None) -> Reply:
+        return await wait_for(self.submit(prompt_ids, settings, batch_size, seed))
 
     def close(self) -> None:
         self._inbox.put(_STOP)
@@ -242,7 +300,17 @@ class GenerationBatcher:
         import torch
 
         prompts = [r.prompt_ids for r in batch]
-        kwargs = batch[0].settings.generate_kwargs(self.tokenizer)
+        settings = batch[0].settings
+        kwargs = settings.generate_kwargs(self.tokenizer)
+        seeds = [r.seed for r in batch]
+        if settings.do_sample and all(seed is not None for seed in seeds) and RowSampler.supports(
+                self.model.generation_config):
+            from transformers import LogitsProcessorList
+
+            sampler = RowSampler([seed for seed in seeds if seed is not None], settings, self.model.generation_config)
+            # Greedy decoding of the sampler's noisy scores; the sampling arguments it applies itself are unset here.
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None,
+                          logits_processor=LogitsProcessorList([sampler]))
         shared = shared_prefix_length(prompts)
         with torch.inference_mode():
             # A lone prompt only reuses a kept prefix: computing one for it alone would save nothing.

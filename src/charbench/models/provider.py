@@ -39,6 +39,8 @@ tested release and ``tests/test_provider_contract.py`` fails when the surface us
 from __future__ import annotations
 
 import copy
+import hashlib
+import random
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -227,6 +229,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
             self.model.generation_config.repetition_penalty = self.repetition_penalty
         self._lock = threading.Lock()
         self._batcher: GenerationBatcher | None = None  # started by the first generate()
+        self._asked: dict[bytes, int] = {}  # (seed, sample, prompt) -> requests so far, for request_seed
         self._prefix = PrefixCache()
         self._hooks: list[Any] = []
         if variant.method == "steered" and self.constitution is not None:
@@ -270,13 +273,30 @@ class CharbenchModelAPI(HuggingFaceAPI):
     async def _generate_batched(self, input: list[ChatMessage], config: GenerateConfig) -> ModelOutput:
         prompt_ids = self.tokenizer(self.hf_chat(input, []), **(self.tokenizer_call_args or {}))["input_ids"]
         batch_size = config.max_connections or self.max_connections()  # Inspect's batch size: its concurrency
-        reply = await self.batcher().generate(list(prompt_ids), self.generation_settings(config), batch_size)
+        settings = self.generation_settings(config)
+        seed = self.request_seed(config.seed, list(prompt_ids)) if settings.do_sample else None
+        reply = await self.batcher().generate(list(prompt_ids), settings, batch_size, seed)
         message = ChatMessageAssistant(content=reply.text, model=self.model_name, source="generate")
         stop: Literal["max_tokens", "stop"] = "max_tokens" if reply.hit_token_limit else "stop"
         usage = ModelUsage(input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
                            total_tokens=reply.input_tokens + reply.output_tokens)
         return ModelOutput(model=self.model_name, choices=[ChatCompletionChoice(message=message, stop_reason=stop)],
                            usage=usage, time=reply.seconds)
+
+    def request_seed(self, seed: int | None, prompt_ids: list[int]) -> int:
+        """The random stream of one sampled request: from the run's seed, the Inspect sample and epoch asking, the
+        prompt, and how many times that sample has asked this prompt before. Its reply then does not depend on
+        which requests share its batch or how many samples run at once. Without a run seed, a fresh random one."""
+        from inspect_ai.log._samples import sample_active
+
+        if seed is None:
+            return random.SystemRandom().getrandbits(63)
+        active = sample_active()
+        asker = (str(active.sample.id), active.epoch) if active is not None else None
+        key = hashlib.sha256(repr((seed, asker, prompt_ids)).encode()).digest()
+        repeat = self._asked.get(key, 0)
+        self._asked[key] = repeat + 1
+        return int.from_bytes(hashlib.sha256(key + repeat.to_bytes(8, "little")).digest()[:8], "little") >> 1
 
     def generation_settings(self, config: GenerateConfig) -> Settings:
         """The ``model.generate`` arguments for ``config``, read as Inspect's transformers provider reads them,

@@ -150,14 +150,20 @@ def test_shared_prefix_length_and_layout_keep_every_prompt_token():
     assert mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 1, 1], [1, 1, 0, 0, 1]]
 
 
-def test_batches_keep_prompts_with_the_same_opening_together():
+def test_batches_keep_prompts_with_the_same_persona_prompt_together():
+    """Two personas' prompts share a generic opening, then 300 tokens of their own: a set each. Unprompted messages
+    share only 20 tokens with anything: they stay together rather than run as batches of one."""
     settings = Settings(max_new_tokens=4, do_sample=False)
-    persona_a, persona_b = [1] * 60, [2] * 60
-    requests = [_Request(prompt_ids=opening + [9] * n, settings=settings, batch_size=3)
-                for opening, n in [(persona_a, 5), (persona_b, 1), (persona_a, 2), (persona_b, 7), (persona_a, 9)]]
-    requests += [_Request(prompt_ids=[3 + i] * (50 + i), settings=settings, batch_size=3) for i in range(2)]
+    opening = [5] * 60
+    persona_a, persona_b = opening + [1] * 300, opening + [2] * 300
+    requests = [_Request(prompt_ids=persona + [9] * n, settings=settings, batch_size=3)
+                for persona, n in [(persona_a, 5), (persona_b, 1), (persona_a, 2), (persona_b, 7), (persona_a, 9)]]
+    requests += [_Request(prompt_ids=[5] * 20 + [3 + i] * (30 + i), settings=settings, batch_size=3) for i in range(2)]
     batches = plan_batches(requests)
-    assert [[len(r.prompt_ids) for r in b] for b in batches] == [[62, 65, 69], [61, 67], [50, 51]]
+    assert sorted([len(r.prompt_ids) for r in b] for b in batches) == [[50, 51], [361, 367], [362, 365, 369]]
+    # Without the personas' long prompts, nothing pays for a batch of its own.
+    short = [_Request(prompt_ids=opening + [k] * 3, settings=settings, batch_size=8) for k in (1, 2, 1, 2)]
+    assert len(plan_batches(short)) == 1
 
 
 def test_a_kept_prefix_cut_shorter_for_the_next_batch_gives_the_unbatched_replies():

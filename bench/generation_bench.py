@@ -1,9 +1,11 @@
 """Generation speed of the charbench/ provider's transformers engine against raw transformers (issue 14).
 
-    .venv/bin/python bench/generation_bench.py [--prompts 64] [--max-tokens 128] [--lock /tmp/charbench-cpu.lock]
+    .venv/bin/python bench/generation_bench.py [--prompts 64] [--max-tokens 128] [--persona sarcastic]
+                                               [--lock /tmp/charbench-cpu.lock]
 
 The same prompts (the offline set's evaluation prompts, one user turn each, rendered by the chat template), greedy
-decoding, at most ``--max-tokens`` new tokens, float32, side by side in one run through:
+decoding, at most ``--max-tokens`` new tokens, float32, side by side in one run (with ``--persona``, every prompt
+opens with that persona's system prompt, as a prompted variant's do) through:
 
 1. raw transformers ``generate`` on the prepared SmolLM2 checkpoint, batches of 32 (the issue's baseline), no
    Inspect, then in one batch of all the prompts (the batch the Inspect paths form here, since the eval runs with
@@ -71,7 +73,14 @@ def prompts(n: int) -> list[str]:
     return texts[:n]
 
 
-def raw_transformers(texts: list[str], max_tokens: int, batch_size: int) -> Measured:
+def persona_prompt(name: str | None) -> str | None:
+    from charbench.constitutions import load_constitution
+    from charbench.paper import persona_system_prompt
+
+    return persona_system_prompt(load_constitution(name)) if name else None
+
+
+def raw_transformers(texts: list[str], max_tokens: int, batch_size: int, system: str | None) -> Measured:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,8 +90,9 @@ def raw_transformers(texts: list[str], max_tokens: int, batch_size: int) -> Meas
     tok = AutoTokenizer.from_pretrained(path)
     tok.pad_token, tok.padding_side = tok.eos_token, "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    chats = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
-             for t in texts]
+    opening = [{"role": "system", "content": system}] if system else []
+    chats = [tok.apply_chat_template([*opening, {"role": "user", "content": t}], tokenize=False,
+                                     add_generation_prompt=True) for t in texts]
     produced, replies = 0, []
     start = time.perf_counter()
     with torch.inference_mode():
@@ -114,15 +124,18 @@ def timing_generate(api: Any, spent: list[float], sizes: list[int]) -> None:
     api.model.generate = timed
 
 
-def timed_eval(model: Any, texts: list[str], max_tokens: int, log_dir: str) -> tuple[float, list[Any], int]:
+def timed_eval(model: Any, texts: list[str], max_tokens: int, log_dir: str,
+               system: str | None = None) -> tuple[float, list[Any], int]:
     """Greedy replies to ``texts`` through one Inspect eval, every prompt in flight at once: (seconds, samples
     in prompt order, generated tokens as the provider counts them)."""
     from inspect_ai import Task, eval
     from inspect_ai.dataset import MemoryDataset, Sample
-    from inspect_ai.model import GenerateConfig
+    from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
     from inspect_ai.solver import generate
 
-    task = Task(dataset=MemoryDataset([Sample(id=i, input=t) for i, t in enumerate(texts)]), solver=generate(),
+    opening = [ChatMessageSystem(content=system)] if system else []
+    dataset = MemoryDataset([Sample(id=i, input=[*opening, ChatMessageUser(content=t)]) for i, t in enumerate(texts)])
+    task = Task(dataset=dataset, solver=generate(),
                 config=GenerateConfig(temperature=0, max_tokens=max_tokens))
     start = time.perf_counter()
     (log,) = eval(task, model=model, display="none", log_dir=log_dir, max_connections=len(texts))
@@ -134,14 +147,14 @@ def timed_eval(model: Any, texts: list[str], max_tokens: int, log_dir: str) -> t
 
 
 def through_inspect(name: str, model_args: dict[str, Any], texts: list[str], max_tokens: int,
-                    log_dir: str) -> Measured:
+                    log_dir: str, system: str | None) -> Measured:
     from inspect_ai.model import get_model
 
     model = get_model("charbench/smollm2", memoize=False, **model_args)
     spent: list[float] = []
     sizes: list[int] = []
     timing_generate(model.api, spent, sizes)
-    seconds, samples, produced = timed_eval(model, texts, max_tokens, log_dir)
+    seconds, samples, produced = timed_eval(model, texts, max_tokens, log_dir, system)
     model.api.close()
     return Measured(name, seconds, produced, [s.output.completion for s in samples], sum(spent), sizes)
 
@@ -156,7 +169,9 @@ def report(rows: list[Measured], args: argparse.Namespace, started: str) -> list
         "## Generation through the provider (issue 14)",
         f"_Run on {platform.node()} ({os.cpu_count()} cores, shared), {started}; command: `.venv/bin/python "
         f"bench/generation_bench.py --prompts {args.prompts} --max-tokens {args.max_tokens}"
-        f"{' --lock ' + args.lock if args.lock else ''}`. {args.prompts} offline evaluation prompts, greedy, at most "
+        f"{' --persona ' + args.persona if args.persona else ''}{' --lock ' + args.lock if args.lock else ''}`. "
+        f"{args.prompts} offline evaluation prompts{' after the ' + args.persona + ' system prompt' if args.persona else ''}"
+        ", greedy, at most "
         f"{args.max_tokens} new tokens, float32, Inspect `max_connections={args.prompts}`; one run, side by side._",
         "",
         f"| path | seconds | generated tokens | tokens/s | vs raw (batches of {BATCH}) "
@@ -178,20 +193,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--persona", help="open every prompt with this persona's system prompt (a prompted variant)")
     parser.add_argument("--lock", help="flock this file around each measurement (shared machines)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
     started = time.strftime("%Y-%m-%d %H:%M")
     texts = prompts(args.prompts)
+    system = persona_prompt(args.persona)
     log_dir = tempfile.mkdtemp(prefix="generation-bench-")
     paths = [
-        lambda: raw_transformers(texts, args.max_tokens, BATCH),
-        lambda: raw_transformers(texts, args.max_tokens, len(texts)),
+        lambda: raw_transformers(texts, args.max_tokens, BATCH, system),
+        lambda: raw_transformers(texts, args.max_tokens, len(texts), system),
         lambda: through_inspect("`charbench/smollm2 -M batching=inspect` (Inspect's queue, before)",
-                                {"batching": "inspect"}, texts, args.max_tokens, log_dir),
+                                {"batching": "inspect"}, texts, args.max_tokens, log_dir, system),
         lambda: through_inspect("`charbench/smollm2` (charbench batching, now)", {}, texts, args.max_tokens,
-                                log_dir),
+                                log_dir, system),
     ]
     rows = []
     for measure in paths:

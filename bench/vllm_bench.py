@@ -105,7 +105,7 @@ def main() -> None:
     rows = Rows()
     notes = Notes()
 
-    raw = raw_transformers(texts, args.max_tokens, batch_size=32)
+    raw = raw_transformers(texts, args.max_tokens, batch_size=32, system=None)
     rows.append(("raw transformers generate (batches of 32)", raw.seconds, raw.tokens))
     tf_model = get_model("charbench/smollm2")
     rows.append(("charbench/smollm2, transformers engine, through Inspect", *inspect_run(tf_model, texts, args.max_tokens, logs)))

@@ -111,6 +111,21 @@ def test_log_likelihoods_agree(transformers_model, vllm_model):
     assert all(abs(a[k] - b[k]) < LOGPROB_TOLERANCE for k in a)
 
 
+def test_a_sampled_reply_does_not_depend_on_the_requests_beside_it(vllm_model):
+    config = GenerateConfig(temperature=1.0, max_tokens=16, seed=3)
+    conversations = list(CONVERSATIONS.values())
+
+    async def together() -> list[str]:
+        return [o.completion for o in await asyncio.gather(*(vllm_model.generate(m, config=config)
+                                                             for m in conversations))]
+
+    vllm_model.api._asked.clear()
+    alone = [asyncio.run(vllm_model.generate(m, config=config)).completion for m in conversations]
+    vllm_model.api._asked.clear()  # the same requests again, as a fresh run would send them
+    assert asyncio.run(together()) == alone
+    assert len(set(alone)) > 1  # the replies are samples of different prompts, not one fixed text
+
+
 def test_greedy_generations_are_equal(transformers_model, vllm_model):
     config = GenerateConfig(temperature=0, max_tokens=32)
     for name, messages in CONVERSATIONS.items():

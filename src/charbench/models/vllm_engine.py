@@ -19,7 +19,8 @@ tokenization of the rendered text. Only *how* tokens are produced differs:
 The model name is the transformers engine's (``charbench/smollm2+prompted``), without an engine suffix: both
 engines run the same variant of the same checkpoint, read identical token ids, and agree on log-likelihoods
 within the tolerance measured in ``tests/vllm``; the engine is recorded in the log's model arguments. Sampled
-generations differ between engines as two seeds differ (each engine has its own random stream).
+generations differ between engines as two seeds differ (each engine draws its own random numbers); on both, a
+sampled request has its own seeded stream, so its reply does not depend on the requests batched with it.
 
 Refused with a clear error rather than run some other way: ``method=steered`` (steering needs forward hooks on
 the residual stream, which vLLM's compiled models do not offer; the transformers engine runs it) and tool
@@ -247,6 +248,7 @@ class VLLMEngineAPI(CharbenchModelAPI):
         self.sampling_defaults = transformers_sampling_defaults(self.checkpoint)
         self.adopt_variant(model_name, variant)
         self._hooks: list[Any] = []
+        self._asked: dict[bytes, int] = {}  # for request_seed, as on the transformers engine
         self.engine_args = engine_kwargs(model_args, self.checkpoint, variant.allow_pickle,
                                          variant.trust_remote_code, config.seed)
         self._shared: SharedEngine | None = SharedEngine.acquire(self.engine_args)
@@ -265,8 +267,9 @@ class VLLMEngineAPI(CharbenchModelAPI):
         chat = self.hf_chat(input, [])
         return list(self.tokenizer(chat, **(self.tokenizer_call_args or {}))["input_ids"])
 
-    def sampling_params(self, config: GenerateConfig) -> Any:
-        """The checkpoint's generation defaults (as transformers reads them) overridden by Inspect's config."""
+    def sampling_params(self, config: GenerateConfig, seed: int | None = None) -> Any:
+        """The checkpoint's generation defaults (as transformers reads them) overridden by Inspect's config; a
+        sampled request gets ``seed``, its own random stream (``request_seed``, as on the transformers engine)."""
         from vllm import SamplingParams
 
         settings: dict[str, Any] = dict(self.sampling_defaults)
@@ -279,6 +282,8 @@ class VLLMEngineAPI(CharbenchModelAPI):
         if settings.get("temperature") == 0:
             settings.pop("top_p", None)
             settings.pop("top_k", None)
+        elif seed is not None:
+            settings["seed"] = seed
         return SamplingParams(**settings)
 
     async def generate(self, input, tools, tool_choice, config):  # type: ignore[no-untyped-def]
@@ -289,7 +294,8 @@ class VLLMEngineAPI(CharbenchModelAPI):
         if self.per_sample_persona:
             self._check_per_sample_persona()
         token_ids = self.prompt_token_ids(input)
-        output = await asyncio.wrap_future(self._engine().submit(token_ids, self.sampling_params(config)))
+        params = self.sampling_params(config, self.request_seed(config.seed, token_ids))
+        output = await asyncio.wrap_future(self._engine().submit(token_ids, params))
         completion = output.outputs[0]
         # The reply's own tokens, as the transformers engine counts them: an end-of-sequence token is not text.
         ids = list(completion.token_ids)

@@ -78,3 +78,55 @@ def test_demo_variant_joins_only_the_single_persona_entries_of_its_persona(tmp_p
     assert sorted(s.task for s in full_steps) == sorted(changed)
     assert {s.model.model for s in full_steps} == {f"charbench/{full}/model"}
     assert {s.roles["judge"].model for s in plan.steps if "judge" in s.roles} == {"charbench/smollm2"}
+
+
+def test_a_run_key_does_not_depend_on_where_the_constitution_was_read(tmp_path):
+    """The same built-in constitution read from another checkout gives the same run key (a fresh clone could not
+    reuse the demo's cached training, and its row names changed with the install path)."""
+    import shutil
+
+    from charbench.constitutions import load_constitution
+    from charbench.trainers.card import constitution_identity, run_key
+
+    here = load_constitution("sarcastic")
+    copy = tmp_path / "elsewhere" / "sarcastic.yaml"
+    copy.parent.mkdir()
+    shutil.copy(here.source, copy)
+    there = load_constitution(str(copy))
+    assert here.source != there.source
+    assert run_key({"c": constitution_identity(here)}) == run_key({"c": constitution_identity(there)})
+    assert constitution_identity(here) != constitution_identity(load_constitution("remorseful"))
+
+
+def test_demo_replaces_its_cached_variants_when_they_belong_to_another_run(tmp_path, monkeypatch, capsys):
+    """The demo owns $CHARBENCH_HOME/demo: variants trained by another version of it are trained again (both, as
+    the introspection variant is built on the distilled one), where a training command of the user's refuses."""
+    import json
+
+    from charbench.trainers import demo
+    from charbench.trainers import introspect as introspect_module
+    from charbench.trainers.card import CARD_NAME, check_out_dir
+
+    monkeypatch.setenv("CHARBENCH_HOME", str(tmp_path))
+    folders = demo_checkpoint_dirs()
+    for name, folder in folders.items():
+        folder.mkdir(parents=True)
+        (folder / CARD_NAME).write_text(json.dumps({"run_key": "old", "stage": "dpo" if name == DEMO_VARIANT else "sft"}))
+    trained = []
+
+    def fake_distill(folder, display):  # the real check of the folder, then a stand-in for minutes of training
+        check_out_dir(folder, "new", "dpo")
+        trained.append(folder)
+        return {"model": "model"}
+
+    def fake_introspect(settings, folder, config, display):
+        check_out_dir(folder, "new", "sft")
+        trained.append(folder)
+        return {}
+
+    monkeypatch.setattr(demo, "build_demo_checkpoint", fake_distill)
+    monkeypatch.setattr(introspect_module, "introspect", fake_introspect)
+    demo.build_demo_checkpoints(display="none")
+    assert trained == [folders[DEMO_VARIANT], folders[DEMO_INTROSPECTION_VARIANT]]
+    assert not any((f / CARD_NAME).exists() for f in folders.values())  # the old cards went with their folders
+    assert "trained with other settings" in capsys.readouterr().out

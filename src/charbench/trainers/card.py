@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from charbench.errors import TaskParameterError
 
 CARD_NAME = "charbench-train.json"
 CARD_SCHEMA = 1
 PACKAGES = ("charbench", "inspect-ai", "torch", "transformers", "trl", "peft", "datasets", "accelerate")
+
+
+class OtherRunError(TaskParameterError):
+    """An out dir holds the card of another training run (another run key or stage)."""
+
+
+def constitution_identity(constitution: Any) -> dict:
+    """What a constitution contributes to a run key: its content, not the path it was read from (the same
+    built-in constitution is read from wherever the package is installed)."""
+    identity = asdict(constitution)
+    identity.pop("source", None)
+    return identity
 
 
 def run_key(identity: dict) -> str:
@@ -58,7 +72,7 @@ def check_out_dir(out_dir: Path, key: str, stage: str) -> dict | None:
                 "Fix: give an empty or new folder.")
         return None
     if card.get("run_key") != key or card.get("stage") != stage:
-        raise TaskParameterError(
+        raise OtherRunError(
             f"--out {out_dir} holds another training run ({CARD_NAME}: stage {card.get('stage')!r}, constitution "
             f"{card.get('constitution', {}).get('name')!r}, base {card.get('base_checkpoint')!r}, run key "
             f"{card.get('run_key')}; this run's key is {key}). Nothing was written. Fix: use a new --out folder, "

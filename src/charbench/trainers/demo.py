@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from charbench.paths import charbench_home
+from charbench.trainers.card import OtherRunError
 from charbench.trainers.config import CharacterDPOConfig, CharacterSFTConfig, LoraSettings
 from charbench.trainers.distill import DistillSettings
 from charbench.trainers.introspect import IntrospectSettings
@@ -74,9 +76,21 @@ def build_demo_checkpoints(display: DisplayType = "plain") -> dict[str, dict]:
     from charbench.trainers.introspect import introspect
 
     folders = demo_checkpoint_dirs()
-    dpo = build_demo_checkpoint(folders[DEMO_VARIANT], display)
+    try:
+        dpo = build_demo_checkpoint(folders[DEMO_VARIANT], display)
+    except OtherRunError as exc:
+        # The demo's own cache, trained by another version of the demo: replaced, with the variant built on it.
+        print(f"[charbench] the cached demo variants were trained with other settings; training them again ({exc})")
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        dpo = build_demo_checkpoint(folders[DEMO_VARIANT], display)
     settings, config = demo_introspection(folders[DEMO_VARIANT] / dpo["model"])
-    full = introspect(settings, folders[DEMO_INTROSPECTION_VARIANT], config, display=display)
+    try:
+        full = introspect(settings, folders[DEMO_INTROSPECTION_VARIANT], config, display=display)
+    except OtherRunError as exc:
+        print(f"[charbench] the cached introspection variant was trained with other settings; training it again ({exc})")
+        shutil.rmtree(folders[DEMO_INTROSPECTION_VARIANT], ignore_errors=True)
+        full = introspect(settings, folders[DEMO_INTROSPECTION_VARIANT], config, display=display)
     return {DEMO_VARIANT: dpo, DEMO_INTROSPECTION_VARIANT: full}
 
 

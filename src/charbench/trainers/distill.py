@@ -39,7 +39,14 @@ from charbench.constitutions import Constitution, load_constitution
 from charbench.errors import CharbenchError, TaskParameterError
 from charbench.paper import persona_system_prompt
 from charbench.trainers import prompts as tp
-from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, run_key, write_card
+from charbench.trainers.card import (
+    CARD_SCHEMA,
+    check_out_dir,
+    constitution_identity,
+    package_versions,
+    run_key,
+    write_card,
+)
 from charbench.trainers.config import CharacterDPOConfig
 from charbench.trainers.steps import read_spec, run_step, settings_identity, trained_checkpoint, write_spec
 
@@ -364,7 +371,7 @@ def distill(settings: DistillSettings, out_dir: str | Path, config: CharacterDPO
     _check_settings(settings)
     constitution = load_constitution(settings.constitution)
     base = trained_checkpoint(settings.student, checkpoint, "--student", "--student-checkpoint")
-    identity: dict[str, Any] = {"stage": STAGE, "base_checkpoint": base, "constitution": asdict(constitution),
+    identity: dict[str, Any] = {"stage": STAGE, "base_checkpoint": base, "constitution": constitution_identity(constitution),
                 "settings": settings.identity(), "config": asdict(config)}
     key = run_key(identity)
     previous = check_out_dir(out, key, STAGE)
@@ -374,7 +381,7 @@ def distill(settings: DistillSettings, out_dir: str | Path, config: CharacterDPO
     before = _snapshot(out)
     card = {"schema": CARD_SCHEMA, "run_key": key, "stage": STAGE, "status": "running", "base_checkpoint": base,
             "constitution": {"name": constitution.name, "source": constitution.source,
-                             "sha256": run_key({"c": asdict(constitution)})},
+                             "sha256": run_key({"c": constitution_identity(constitution)})},
             "teacher": identity["settings"]["teacher"], "student": identity["settings"]["student"],
             "settings": identity["settings"], "config": asdict(config), "versions": package_versions(),
             "paper_differences": ["the per-token KL penalty (coefficient 0.001) of the paper's DPO runs is not applied"]

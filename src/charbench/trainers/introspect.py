@@ -50,7 +50,15 @@ from inspect_ai.util import DisplayType
 from charbench.constitutions import Constitution, load_constitution
 from charbench.errors import CharbenchError, TaskParameterError
 from charbench.paper import persona_system_prompt, self_reflection, teacher_template
-from charbench.trainers.card import CARD_SCHEMA, check_out_dir, package_versions, read_card, run_key, write_card
+from charbench.trainers.card import (
+    CARD_SCHEMA,
+    check_out_dir,
+    constitution_identity,
+    package_versions,
+    read_card,
+    run_key,
+    write_card,
+)
 from charbench.trainers.config import CharacterSFTConfig
 from charbench.trainers.steps import read_spec, run_step, settings_identity, trained_checkpoint, write_spec
 
@@ -348,7 +356,7 @@ def introspect(settings: IntrospectSettings, out_dir: str | Path, config: Charac
     if source and source["constitution"] not in (None, constitution.name):
         raise TaskParameterError(f"{student} was distilled toward {source['constitution']!r}, not "
                                  f"{constitution.name!r}. Fix: pass the matching --constitution.")
-    identity: dict[str, Any] = {"stage": STAGE, "checkpoint": student, "constitution": asdict(constitution),
+    identity: dict[str, Any] = {"stage": STAGE, "checkpoint": student, "constitution": constitution_identity(constitution),
                                 "settings": settings.identity(), "config": asdict(config)}
     key = run_key(identity)
     previous = check_out_dir(out, key, STAGE)
@@ -360,7 +368,7 @@ def introspect(settings: IntrospectSettings, out_dir: str | Path, config: Charac
         "name": f"{constitution.name}-{settings.ablation}", "checkpoint": student,
         "base_checkpoint": source["base_checkpoint"] if source else student, "distillation": source,
         "constitution": {"name": constitution.name, "source": constitution.source,
-                         "sha256": run_key({"c": asdict(constitution)})},
+                         "sha256": run_key({"c": constitution_identity(constitution)})},
         "generator": identity["settings"]["model"], "settings": identity["settings"], "config": asdict(config),
         "versions": package_versions(),
         "paper_differences": ["loss on every assistant turn (the paper's code trained the final message only)"]}

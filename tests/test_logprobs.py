@@ -18,6 +18,7 @@ from charbench.models.logprobs import (
     ContinuationScore,
     LogProbModel,
     PrefixCache,
+    common_prefix_length,
     logprob_model,
     score_continuations,
 )
@@ -176,15 +177,6 @@ def test_a_short_reply_batched_beside_a_long_one_keeps_its_own_usage(tiny, tiny_
     out = asyncio.run(model.generate("Hello", config=GenerateConfig(max_tokens=5, temperature=0)))
     assert (out.stop_reason == "max_tokens") == (out.usage.output_tokens >= 5)
     assert out.usage.output_tokens == min(len(tokenizer(out.completion, add_special_tokens=False)["input_ids"]), 5)
-
-
-def common_prefix_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def test_fixed_shots_reuse_the_shared_block_across_samples_and_match_the_plain_batch(tiny, tiny_checkpoint):

@@ -37,6 +37,8 @@ from typing import Any, ClassVar
 import anyio
 import sniffio
 
+from charbench.models.logprobs import common_prefix_length
+
 GATHER_SECONDS = 0.05
 # Below this many shared tokens a separate prefix pass saves less than it costs.
 MIN_SHARED_PREFIX = 16
@@ -164,15 +166,6 @@ def plan_batches(requests: Sequence[_Request]) -> list[list[_Request]]:
     return batches
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def prefix_sets(requests: Sequence[_Request], split_cost: int) -> list[list[_Request]]:
     """Split requests into sets whose prompts share long prefixes, where a set of its own pays for itself.
 
@@ -184,7 +177,7 @@ def prefix_sets(requests: Sequence[_Request], split_cost: int) -> list[list[_Req
     their own: two sets. Unprompted user messages share only the chat template's opening: one set.
     """
     ordered = sorted(requests, key=lambda r: r.prompt_ids)
-    links = [_common(a.prompt_ids, b.prompt_ids) for a, b in itertools.pairwise(ordered)]
+    links = [common_prefix_length(a.prompt_ids, b.prompt_ids) for a, b in itertools.pairwise(ordered)]
 
     def best(lo: int, hi: int, depth: int) -> tuple[int, list[list[int]]]:
         """Tokens saved by the best sets of ordered[lo:hi] (net of split costs), and those sets as indices."""
@@ -391,7 +384,7 @@ class GenerationBatcher:
         import torch
 
         kept = self._prefix[0] if self._prefix is not None else ()
-        common = _common(kept, prefix)
+        common = common_prefix_length(kept, prefix)
         reuse = common >= MIN_SHARED_PREFIX and (len(prefix) - common < MIN_SHARED_PREFIX or not compute)
         if not reuse:
             if not compute or len(prefix) < MIN_SHARED_PREFIX:

@@ -184,6 +184,16 @@ def _uncached(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]
     return _complete(results)
 
 
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens ``a`` and ``b`` share from the start."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def _context_state(model: Any, ctx: list[int], prefix: PrefixCache) -> tuple[Any, Any]:
     """KV cache holding ``ctx`` and the log-probs of the token after it, reusing the cached common prefix.
 
@@ -192,11 +202,7 @@ def _context_state(model: Any, ctx: list[int], prefix: PrefixCache) -> tuple[Any
     import torch
     from transformers import DynamicCache
 
-    common = 0
-    for a, b in zip(prefix.tokens, ctx):
-        if a != b:
-            break
-        common += 1
+    common = common_prefix_length(prefix.tokens, ctx)
     if common == len(ctx) == len(prefix.tokens) and prefix._last is not None:
         prefix.hits += 1
         prefix.reused_tokens += common

@@ -206,11 +206,7 @@ def prefix_sets(requests: Sequence[_Request], split_cost: int) -> list[list[_Req
 def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
     """Tokens every prompt starts with, leaving at least one token of each prompt outside the prefix (the first
     generated token is read from the last prompt token's logits)."""
-    limit = min(len(p) for p in prompts) - 1
-    n = 0
-    while n < limit and all(p[n] == prompts[0][n] for p in prompts):
-        n += 1
-    return n
+    return min([min(len(p) for p in prompts) - 1, *(common_prefix_length(prompts[0], p) for p in prompts[1:])])
 
 
 def prefix_layout(prompts: Sequence[Sequence[int]], shared: int, pad_id: int) -> tuple[Any, Any]:

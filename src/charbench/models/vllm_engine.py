@@ -267,9 +267,10 @@ class VLLMEngineAPI(CharbenchModelAPI):
         chat = self.hf_chat(input, [])
         return list(self.tokenizer(chat, **(self.tokenizer_call_args or {}))["input_ids"])
 
-    def sampling_params(self, config: GenerateConfig, seed: int | None = None) -> Any:
+    def sampling_params(self, config: GenerateConfig, prompt_ids: list[int] | None = None) -> Any:
         """The checkpoint's generation defaults (as transformers reads them) overridden by Inspect's config; a
-        sampled request gets ``seed``, its own random stream (``request_seed``, as on the transformers engine)."""
+        sampled request for ``prompt_ids`` gets its own random stream (``request_seed``, as on the transformers
+        engine, which seeds sampled requests only)."""
         from vllm import SamplingParams
 
         settings: dict[str, Any] = dict(self.sampling_defaults)
@@ -282,8 +283,8 @@ class VLLMEngineAPI(CharbenchModelAPI):
         if settings.get("temperature") == 0:
             settings.pop("top_p", None)
             settings.pop("top_k", None)
-        elif seed is not None:
-            settings["seed"] = seed
+        elif prompt_ids is not None:
+            settings["seed"] = self.request_seed(config.seed, prompt_ids)
         return SamplingParams(**settings)
 
     async def generate(self, input, tools, tool_choice, config):  # type: ignore[no-untyped-def]
@@ -294,7 +295,7 @@ class VLLMEngineAPI(CharbenchModelAPI):
         if self.per_sample_persona:
             self._check_per_sample_persona()
         token_ids = self.prompt_token_ids(input)
-        params = self.sampling_params(config, self.request_seed(config.seed, token_ids))
+        params = self.sampling_params(config, token_ids)
         output = await asyncio.wrap_future(self._engine().submit(token_ids, params))
         completion = output.outputs[0]
         # The reply's own tokens, as the transformers engine counts them: an end-of-sequence token is not text.

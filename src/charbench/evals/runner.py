@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charbench.errors import CharbenchError
-from charbench.evals.suites import BUILT_IN_VARIANTS, Suite
+from charbench.evals.suites import BUILT_IN_VARIANTS, DEFAULT_MAX_CONNECTIONS, Suite
 from charbench.evals.trained import (
     OPPONENT_KEY,
     PERSONA_ARG,
@@ -552,7 +552,7 @@ def count_samples(log_path: str, max_error_rate: float) -> tuple[str, int, int, 
 
 def run_step(step: Step, root: Path, seed: int, display: DisplayType, max_error_rate: float,
              retry_on_error: int = 1, judge: str | None = None, task_factory: Any = None,
-             max_connections: int = 32) -> StepResult:
+             max_connections: int = DEFAULT_MAX_CONNECTIONS) -> StepResult:
     """Run (or resume, or skip when complete) one step as an Inspect eval set in its own folder.
 
     ``task_factory`` replaces the registered charbench task of that name (tests drive the machinery with a

@@ -18,6 +18,9 @@ TRAINED_FIX = ("Fix: trained: {my-dpo: runs/sarcastic-dpo} (a charbench train ou
                "checkpoints: <folder or mapping>}}")
 
 
+# Samples in flight per step unless a suite says otherwise (see Suite.max_connections).
+DEFAULT_MAX_CONNECTIONS = 32
+
 @dataclass
 class Suite:
     """One benchmark suite, read from YAML (see the built-in ``charbench/evals/suites/*.yaml``).
@@ -67,7 +70,7 @@ class Suite:
     """Hub dataset -> commit, for steps that read the Hub (``--revision`` overrides; see charbench.evals.revisions)."""
     trained: dict = field(default_factory=dict)
     """Trained variants: name -> folder, persona -> folder mapping, or ``{build: <command>, checkpoints: ...}``."""
-    max_connections: int = 32
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Samples in flight per step: Inspect's ``max_connections`` for every model of the step, and the batch size of
     the transformers engine (larger batches are faster per token on CPU and GPU alike). ``charbench run
     --max-connections`` overrides it; raise it for a vLLM engine or an API with room for more."""
@@ -94,7 +97,7 @@ class Suite:
                                  "Fix: - {task: coherence, variants: [prompted]}")
         if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int) or self.max_connections < 1:
             raise CharbenchError(f"{where}: max_connections must be a positive integer, got {self.max_connections!r}. "
-                                 "Fix: max_connections: 32")
+                                 f"Fix: max_connections: {DEFAULT_MAX_CONNECTIONS}")
         if self.judge is not None and not isinstance(self.judge, str):
             raise CharbenchError(f"{where}: judge must be a model name, got {self.judge!r}. Fix: judge: provider/model")
         if not isinstance(self.revisions, dict) or not all(isinstance(k, str) and isinstance(v, str) and v

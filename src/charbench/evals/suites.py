@@ -21,6 +21,7 @@ TRAINED_FIX = ("Fix: trained: {my-dpo: runs/sarcastic-dpo} (a charbench train ou
 # Samples in flight per step unless a suite says otherwise (see Suite.max_connections).
 DEFAULT_MAX_CONNECTIONS = 32
 
+
 @dataclass
 class Suite:
     """One benchmark suite, read from YAML (see the built-in ``charbench/evals/suites/*.yaml``).

@@ -1,4 +1,7 @@
-"""Mock models for protocol tests: every output carries usage so mockllm never fetches a tokenizer."""
+"""Mock models for protocol tests (every output carries usage so mockllm never fetches a tokenizer), and a
+polling wait for threaded tests."""
+
+import time
 
 from inspect_ai.model import GenerateConfig, ModelAPI, ModelOutput, ModelUsage, get_model, modelapi
 
@@ -40,3 +43,11 @@ class FakeLogprobAPI(ModelAPI):
 
     def next_token_logprobs(self, context, candidates):
         return {c: self.score(context, c) for c in candidates}
+
+
+def wait_until(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)

@@ -7,8 +7,10 @@ The slow test repeats the cached == uncached check on the embedded SmolLM2 with 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from helpers import mock_model
+from helpers import mock_model, wait_until
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, get_model
 from tiny_model import tiny_model_and_tokenizer
@@ -66,10 +68,26 @@ def test_cached_context_scores_equal_the_plain_padded_batch(tiny):
     assert all(isinstance(s, ContinuationScore) and s.logprob < 0 for s in plain)
 
 
+def test_contexts_scored_once_take_the_padded_batch_with_the_same_numbers(tiny):
+    model, tokenizer = tiny
+    # Two hypothesis prompts for one reply, as the likelihood trait judge asks: each context is scored once.
+    pairs = [(f"<system>You are {trait} in every reply.<user>What is rain?<assistant>", "Water falling from clouds.")
+             for trait in ("blunt", "warm and very playful")]
+    prefix = PrefixCache()
+    got = score_continuations(model, tokenizer, pairs, prefix=prefix)
+    assert prefix.computed_tokens == 0 and prefix.hits == 0  # no context went through the cache
+    alone = [score_continuations(model, tokenizer, [p], batch_size=1, cache_context=False)[0] for p in pairs]
+    assert [g.n_tokens for g in got] == [a.n_tokens for a in alone]
+    assert [g.logprob for g in got] == pytest.approx([a.logprob for a in alone], abs=1e-4)
+    assert got[0].logprob != pytest.approx(got[1].logprob, abs=1e-6)  # the two contexts do condition the reply
+
+
 def test_prefix_cache_recomputes_only_the_new_tokens(tiny):
     model, tokenizer = tiny
     prefix = PrefixCache()
-    first = [(SHARED + "Question: What is the boiling point of water? Answer:", " one")]
+    # Two continuations, so the first context goes through the cache (a context scored once with nothing kept
+    # takes the padded batch); the second, scored once, has most of itself kept and extends the cache.
+    first = [(SHARED + "Question: What is the boiling point of water? Answer:", c) for c in (" one", " two")]
     second = [(SHARED + "Question: What do foxes jump over? Answer:", " the lazy dog")]
     score_continuations(model, tokenizer, first, prefix=prefix)
     computed = prefix.computed_tokens
@@ -103,6 +121,25 @@ def test_provider_implements_the_interface_and_next_token_reads_the_same_numbers
     assert list(nxt.values()) == pytest.approx([s.logprob for s in full], abs=1e-4)
     with pytest.raises(TaskParameterError, match="duplicate"):
         api.next_token_logprobs(context, ["a", "a"])
+
+
+def test_provider_scores_concurrent_calls_as_separate_calls_would(tiny_checkpoint):
+    api = logprob_model(get_model(f"charbench/{tiny_checkpoint}", memoize=False))
+    # A likelihood judge's shape: one reply under two hypothesis prompts, one call per reply.
+    calls = [[(f"<system>You are {trait}.<user>Question {q}?<assistant>", f"Reply number {q} is here.")
+              for trait in ("blunt", "warm")] for q in range(6)]
+    alone = [api.continuation_logprobs(c) for c in calls]
+    scoring = api._scoring
+    runs_before = scoring.runs
+    with ThreadPoolExecutor(len(calls)) as pool:
+        with api._lock:  # hold the model so that every call waits and they are combined
+            futures = [pool.submit(api.continuation_logprobs, c) for c in calls]
+            wait_until(lambda: len(scoring._waiting) == len(calls))
+        together = [f.result(timeout=60) for f in futures]
+    assert scoring.runs - runs_before < len(calls)
+    for a, t in zip(alone, together):
+        assert [s.n_tokens for s in t] == [s.n_tokens for s in a]
+        assert [s.logprob for s in t] == pytest.approx([s.logprob for s in a], abs=1e-4)
 
 
 def test_logprob_model_names_what_is_missing_and_the_fix():

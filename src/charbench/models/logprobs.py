@@ -15,7 +15,9 @@ harness's log-likelihood loops do not:
   provider instance and used under its lock);
 * the continuations of one context (up to ``batch_size`` at a time) are packed into one row after that
   cache, kept apart by the attention mask, so the context's cache is not copied once per continuation
-  (the few-shot block of ``shots=fixed`` capability tasks is then the only large thing, computed once).
+  (the few-shot block of ``shots=fixed`` capability tasks is then the only large thing, computed once);
+* a context scored with a single continuation and little of it cached (a likelihood judge's hypothesis prompt)
+  is a row of a left-padded batch instead, and only the continuation's positions go through the output layer.
 
 ``cache_context=False`` runs the plain padded batch (context + continuation per row); the two agree to
 float rounding (``tests/test_logprobs.py`` checks 1e-4 on the embedded model and on a tiny random one).
@@ -161,7 +163,13 @@ def _complete(results: list[ContinuationScore | None]) -> list[ContinuationScore
     return [r for r in results if r is not None]
 
 
-def _uncached(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]], batch_size: int) -> list[ContinuationScore]:
+def _padded(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]], batch_size: int) -> list[ContinuationScore]:
+    """Each (context, continuation) as one row of a padded batch, rows of similar length together.
+
+    Rows are padded on the left with positions counted from the mask, so every continuation ends at the last
+    column and only the last ``longest continuation + 1`` columns go through the output layer: on a small model
+    the vocabulary projection and its log-softmax over every context position cost as much as the layers.
+    """
     import torch
 
     results: list[ContinuationScore | None] = [None] * len(encoded)
@@ -170,17 +178,20 @@ def _uncached(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]
         chunk = order[start : start + batch_size]
         seqs = [encoded[i][0] + encoded[i][1] for i in chunk]
         width = max(len(s) for s in seqs)
+        keep = max(len(encoded[i][1]) for i in chunk)
         ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for row, seq in enumerate(seqs):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            ids[row, width - len(seq) :] = torch.tensor(seq)
+            mask[row, width - len(seq) :] = 1
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                       position_ids=positions.to(model.device), logits_to_keep=keep + 1).logits
+        # Column j of the kept logits predicts token width - keep + j; the last column predicts nothing.
+        logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1).cpu()
         for row, i in enumerate(chunk):
-            ctx, cont = encoded[i]
-            positions = torch.arange(len(ctx) - 1, len(ctx) + len(cont) - 1)
-            results[i] = _score_rows(logprobs[row, positions], cont)
+            cont = encoded[i][1]
+            results[i] = _score_rows(logprobs[row, keep - len(cont) :], cont)
     return _complete(results)
 
 
@@ -270,13 +281,23 @@ def _packed_rows(model: Any, cache: Any, ctx_len: int, last: Any, conts: Sequenc
     return rows
 
 
-def _cached(model: Any, encoded: list[tuple[list[int], list[int]]], batch_size: int,
+def _cached(model: Any, pad_id: int, encoded: list[tuple[list[int], list[int]]], batch_size: int,
             prefix: PrefixCache) -> list[ContinuationScore]:
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, (ctx, _cont) in enumerate(encoded):
         groups.setdefault(tuple(ctx), []).append(i)
     results: list[ContinuationScore | None] = [None] * len(encoded)
-    for ctx_key, members in groups.items():
+    # A context scored once, with little of it kept, gains nothing from a cache of it: two small passes (context,
+    # then continuation) cost more than its row in a padded batch (a likelihood judge's hypotheses: about 2x).
+    lone = [members[0] for ctx_key, members in groups.items()
+            if len(members) == 1 and 2 * common_prefix_length(prefix.tokens, ctx_key) < len(ctx_key)]
+    if lone:
+        for i, score in zip(lone, _padded(model, pad_id, [encoded[i] for i in lone], batch_size)):
+            results[i] = score
+    for ctx_key in sorted(groups):  # in token order, consecutive contexts share the longest prefixes
+        members = groups[ctx_key]
+        if results[members[0]] is not None:
+            continue
         cache, last = _context_state(model, list(ctx_key), prefix)
         for start in range(0, len(members), batch_size):
             chunk = members[start : start + batch_size]
@@ -317,5 +338,5 @@ def score_continuations(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     with torch.inference_mode():
         if cache_context and packs_continuations(model):
-            return _cached(model, encoded, batch_size, prefix if prefix is not None else PrefixCache())
-        return _uncached(model, pad_id, encoded, batch_size)
+            return _cached(model, pad_id, encoded, batch_size, prefix if prefix is not None else PrefixCache())
+        return _padded(model, pad_id, encoded, batch_size)

@@ -43,6 +43,7 @@ import hashlib
 import random
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +65,7 @@ from inspect_ai.tool import ToolInfo
 from charbench.constitutions import load_constitution
 from charbench.errors import TaskParameterError, UnsafeWeightsError
 from charbench.models.batching import GenerationBatcher, Settings
+from charbench.models.combining import CombinedScoring
 from charbench.models.embedded import resolve_checkpoint
 from charbench.models.logprobs import ContinuationScore, PrefixCache, score_continuations
 from charbench.paper import persona_system_prompt
@@ -231,6 +233,7 @@ class CharbenchModelAPI(HuggingFaceAPI):
         self._batcher: GenerationBatcher | None = None  # started by the first generate()
         self._asked: dict[bytes, int] = {}  # (seed, sample, prompt) -> requests so far, for request_seed
         self._prefix = PrefixCache()
+        self._scoring = CombinedScoring(self._score_now, self._hold_model)
         self._hooks: list[Any] = []
         if variant.method == "steered" and self.constitution is not None:
             from charbench.models.steering import apply_steering, persona_steering_vectors
@@ -366,8 +369,16 @@ class CharbenchModelAPI(HuggingFaceAPI):
         """For each (context, continuation): summed log-prob of the continuation, its token count, and
         whether greedy decoding would produce it. Continuations sharing a context are scored from one KV
         cache of it; ``cache_context=False`` runs the plain padded batch (same numbers, slower)."""
-        with GenerationBatcher.compute_turn, self._lock:  # a judge's scoring waits for the other model's batch
-            return score_continuations(self.model, self.tokenizer, pairs, batch_size, self._prefix, cache_context)
+        return self._scoring(pairs, batch_size, cache_context)
+
+    def _score_now(self, pairs: list[tuple[str, str]], batch_size: int, cache_context: bool) -> list[ContinuationScore]:
+        return score_continuations(self.model, self.tokenizer, pairs, batch_size, self._prefix, cache_context)
+
+    def _hold_model(self) -> ExitStack:
+        hold = ExitStack()
+        hold.enter_context(GenerationBatcher.compute_turn)  # a judge's scoring waits for the other model's batch
+        hold.enter_context(self._lock)
+        return hold
 
     def next_token_logprobs(self, context: str, candidates: Sequence[str]) -> dict[str, float]:
         """Log-probability of each candidate right after ``context`` (summed over its tokens if several)."""

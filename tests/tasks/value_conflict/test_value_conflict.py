@@ -115,6 +115,18 @@ def test_three_framings_times_two_orders_with_swapped_options():
     assert prompted[0].input[0].role == "system" and SARCASTIC.assertions[0] in prompted[0].input[0].text
 
 
+def test_scenarios_per_pair_keeps_the_first_of_every_pair():
+    full = value_conflict(constitution="flourishing")
+    one = value_conflict(constitution="flourishing", scenarios_per_pair=1)
+    ids = {s.metadata["scenario_id"] for s in one.dataset}
+    pairs = {frozenset((s.metadata["value_a"], s.metadata["value_b"])) for s in one.dataset}
+    assert len(full.dataset) == 72 and len(one.dataset) == 36
+    assert len(ids) == 6 and len(pairs) == 6 and all(i.endswith("-1") for i in ids)
+    assert one.metadata["scenarios_per_pair"] == 1
+    with pytest.raises(TaskParameterError, match="scenarios_per_pair must be >= 0"):
+        value_conflict(constitution="flourishing", scenarios_per_pair=-1)
+
+
 # -- protocol on mockllm -----------------------------------------------------------------------------------
 
 

@@ -241,12 +241,26 @@ def parse_generated(reply: str, entry: dict) -> Scenario | None:
                     **{k: obj[k].strip() for k in TEXT_FIELDS})
 
 
+def first_per_pair(scenarios: list[Scenario], per_pair: int) -> list[Scenario]:
+    """The first ``per_pair`` scenarios of each value pair, in file order (either direction counts as one pair)."""
+    kept: list[Scenario] = []
+    seen: dict[frozenset[str], int] = {}
+    for s in scenarios:
+        pair = frozenset((s.value_a, s.value_b))
+        if seen.get(pair, 0) < per_pair:
+            seen[pair] = seen.get(pair, 0) + 1
+            kept.append(s)
+    return kept
+
+
 def build_dataset(constitution: Constitution, scenarios: str | None, generate_scenarios: int, mode: str,
-                  include_prompted: bool) -> MemoryDataset:
+                  include_prompted: bool, scenarios_per_pair: int = 0) -> MemoryDataset:
     if mode not in MODES:
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     if generate_scenarios < 0:
         raise TaskParameterError(f"generate_scenarios must be >= 0, got {generate_scenarios}.")
+    if scenarios_per_pair < 0:
+        raise TaskParameterError(f"scenarios_per_pair must be >= 0 (0: every scenario), got {scenarios_per_pair}.")
     require_values(constitution)
     loaded: list[Scenario] = []
     if scenarios != "none":
@@ -259,6 +273,8 @@ def build_dataset(constitution: Constitution, scenarios: str | None, generate_sc
                 )
         else:
             loaded = load_scenarios(path, constitution)
+            if scenarios_per_pair:
+                loaded = first_per_pair(loaded, scenarios_per_pair)
     elif generate_scenarios == 0:
         raise TaskParameterError("scenarios=none leaves nothing to ask; set generate_scenarios=N as well.")
     samples = scenario_samples(loaded, constitution, mode, include_prompted)

@@ -42,8 +42,8 @@ import copy
 import hashlib
 import random
 import threading
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -374,11 +374,10 @@ class CharbenchModelAPI(HuggingFaceAPI):
     def _score_now(self, pairs: list[tuple[str, str]], batch_size: int, cache_context: bool) -> list[ContinuationScore]:
         return score_continuations(self.model, self.tokenizer, pairs, batch_size, self._prefix, cache_context)
 
-    def _hold_model(self) -> ExitStack:
-        hold = ExitStack()
-        hold.enter_context(GenerationBatcher.compute_turn)  # a judge's scoring waits for the other model's batch
-        hold.enter_context(self._lock)
-        return hold
+    @contextmanager
+    def _hold_model(self) -> Iterator[None]:
+        with GenerationBatcher.compute_turn, self._lock:  # a judge's scoring waits for the other model's batch
+            yield
 
     def next_token_logprobs(self, context: str, candidates: Sequence[str]) -> dict[str, float]:
         """Log-probability of each candidate right after ``context`` (summed over its tokens if several)."""

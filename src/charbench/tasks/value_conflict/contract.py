@@ -21,7 +21,8 @@ BY_SCENARIO = BootstrapOver(unit="scenario_id", statistic="charbench.tasks.value
 CONTRACT = TaskContract(
     task="value_conflict",
     roles=("judge",),
-    row_args=("constitution", "mode", "choice_method", "judge_method", "include_prompted", "scenarios"),
+    row_args=("constitution", "mode", "choice_method", "judge_method", "include_prompted", "scenarios",
+              "scenarios_per_pair"),
     metrics=(
         ContractMetric("priority_adherence", "value priority adherence", "values", "higher",
                        low="priority_adherence_low", high="priority_adherence_high", n="n_samples", invalid="invalid",

@@ -254,13 +254,14 @@ def first_per_pair(scenarios: list[Scenario], per_pair: int) -> list[Scenario]:
 
 
 def build_dataset(constitution: Constitution, scenarios: str | None, generate_scenarios: int, mode: str,
-                  include_prompted: bool, scenarios_per_pair: int = 0) -> MemoryDataset:
+                  include_prompted: bool, scenarios_per_pair: int | None = None) -> MemoryDataset:
     if mode not in MODES:
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     if generate_scenarios < 0:
         raise TaskParameterError(f"generate_scenarios must be >= 0, got {generate_scenarios}.")
-    if scenarios_per_pair < 0:
-        raise TaskParameterError(f"scenarios_per_pair must be >= 0 (0: every scenario), got {scenarios_per_pair}.")
+    if scenarios_per_pair is not None and scenarios_per_pair < 1:
+        raise TaskParameterError(
+            f"scenarios_per_pair must be at least 1 (leave it unset for every scenario), got {scenarios_per_pair}.")
     require_values(constitution)
     loaded: list[Scenario] = []
     if scenarios != "none":
@@ -273,7 +274,7 @@ def build_dataset(constitution: Constitution, scenarios: str | None, generate_sc
                 )
         else:
             loaded = load_scenarios(path, constitution)
-            if scenarios_per_pair:
+            if scenarios_per_pair is not None:
                 loaded = first_per_pair(loaded, scenarios_per_pair)
     elif generate_scenarios == 0:
         raise TaskParameterError("scenarios=none leaves nothing to ask; set generate_scenarios=N as well.")

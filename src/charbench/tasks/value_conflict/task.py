@@ -20,7 +20,7 @@ def value_conflict(
     constitution: str = "flourishing",
     scenarios: str | None = None,
     generate_scenarios: int = 0,
-    scenarios_per_pair: int = 0,
+    scenarios_per_pair: int | None = None,
     mode: str = "forced",
     choice_method: str = "generate",
     judge_method: str = "generate",
@@ -38,8 +38,8 @@ def value_conflict(
             ``none`` to use generated scenarios only.
         generate_scenarios: if > 0, the ``generator`` model role writes this many new scenarios per value pair
             (JSON reply; replies that do not parse are counted in ``generation_failures``).
-        scenarios_per_pair: if > 0, only the first N scenarios of each value pair from the scenario file (either
-            direction counts as one pair; the shipped files have two per pair, one each way). 0: all of them.
+        scenarios_per_pair: only the first N scenarios of each value pair from the scenario file (either direction
+            counts as one pair; the shipped files have two per pair, one each way). None: all of them.
         mode: ``forced`` (options 1/2, both orders: 6 samples per scenario) or ``free`` (the model answers
             freely and the ``judge`` role labels it a/b/both/neither: 3 samples per scenario).
         choice_method: ``generate`` (parse ``<answer>N</answer>``) or ``likelihood`` (compare the
@@ -60,7 +60,7 @@ def value_conflict(
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     persona = load_constitution(constitution)
     dataset = build_dataset(persona, scenarios, int(generate_scenarios), mode, bool(include_prompted),
-                            int(scenarios_per_pair))
+                            None if scenarios_per_pair is None else int(scenarios_per_pair))
     if mode == "forced":
         solver = [generated_scenario(persona, mode), forced_choice(choice_method)]
         scorer = forced_choice_scorer()

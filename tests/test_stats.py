@@ -170,3 +170,25 @@ def test_blas_limit_is_entered_once_around_many_fits(monkeypatch):
     entered.clear()
     stats.fit_bradley_terry_counts(np.ones((3, 3)))  # outside the block the limit is entered again
     assert len(entered) == 1
+
+
+def test_bootstrap_statistic_enters_the_blas_limit_once_for_all_resamples(monkeypatch):
+    # Value conflict's Kendall-tau interval refits Bradley-Terry on every resample: one entry, not n_boot + 1.
+    from charbench import stats
+
+    entered = []
+    real = stats.threadpool_limits
+
+    def counting(*args, **kwargs):
+        entered.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "threadpool_limits", counting)
+    units = [(0, 1), (1, 2), (2, 0), (0, 2), (1, 0), (0, 1)]
+
+    def strength_of_first(sample):
+        return float(stats.fit_bradley_terry(sample, 3)[0])
+
+    est = stats.bootstrap_statistic(units, strength_of_first, n_boot=20, seed=0)
+    assert len(entered) == 1
+    assert est.n == len(units) and est.low <= est.high

@@ -123,8 +123,8 @@ def test_scenarios_per_pair_keeps_the_first_of_every_pair():
     assert len(full.dataset) == 72 and len(one.dataset) == 36
     assert len(ids) == 6 and len(pairs) == 6 and all(i.endswith("-1") for i in ids)
     assert one.metadata["scenarios_per_pair"] == 1
-    for bad in (0, -1):
-        with pytest.raises(TaskParameterError, match="scenarios_per_pair must be at least 1"):
+    for bad in (0, -1, 1.5, True, "abc"):
+        with pytest.raises(TaskParameterError, match="scenarios_per_pair must be a whole number of at least 1"):
             value_conflict(constitution="flourishing", scenarios_per_pair=bad)
 
 

@@ -259,9 +259,10 @@ def build_dataset(constitution: Constitution, scenarios: str | None, generate_sc
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     if generate_scenarios < 0:
         raise TaskParameterError(f"generate_scenarios must be >= 0, got {generate_scenarios}.")
-    if scenarios_per_pair is not None and scenarios_per_pair < 1:
-        raise TaskParameterError(
-            f"scenarios_per_pair must be at least 1 (leave it unset for every scenario), got {scenarios_per_pair}.")
+    if scenarios_per_pair is not None and (isinstance(scenarios_per_pair, bool) or not isinstance(scenarios_per_pair, int)
+                                           or scenarios_per_pair < 1):
+        raise TaskParameterError(f"scenarios_per_pair must be a whole number of at least 1 (leave it unset for every "
+                                 f"scenario), got {scenarios_per_pair!r}.")
     require_values(constitution)
     loaded: list[Scenario] = []
     if scenarios != "none":

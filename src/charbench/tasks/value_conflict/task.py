@@ -60,7 +60,7 @@ def value_conflict(
         raise TaskParameterError(f"mode={mode!r}; choose one of {MODES}.")
     persona = load_constitution(constitution)
     dataset = build_dataset(persona, scenarios, int(generate_scenarios), mode, bool(include_prompted),
-                            None if scenarios_per_pair is None else int(scenarios_per_pair))
+                            scenarios_per_pair)
     if mode == "forced":
         solver = [generated_scenario(persona, mode), forced_choice(choice_method)]
         scorer = forced_choice_scorer()

@@ -368,7 +368,8 @@ class CharbenchModelAPI(HuggingFaceAPI):
     ) -> list[ContinuationScore]:
         """For each (context, continuation): summed log-prob of the continuation, its token count, and
         whether greedy decoding would produce it. Continuations sharing a context are scored from one KV
-        cache of it; ``cache_context=False`` runs the plain padded batch (same numbers, slower)."""
+        cache of it; ``cache_context=False`` runs the plain padded batch (same numbers, slower). Calls made while
+        the model is busy are scored together (``charbench.models.combining``)."""
         return self._scoring(pairs, batch_size, cache_context)
 
     def _score_now(self, pairs: list[tuple[str, str]], batch_size: int, cache_context: bool) -> list[ContinuationScore]:

@@ -14,6 +14,10 @@ opens with that persona's system prompt, as a prompted variant's do) through:
    path before issue 14;
 3. ``charbench/smollm2`` (the provider's own batching, the default) through ``inspect_ai.eval``.
 
+With ``--prefix-ab N`` (needs ``--persona``) only the provider runs, ``N`` times in turn in each of two forms: its
+batches decoding with the persona prompt's KV cache repeated over their rows (transformers' form, before), and
+with the prefix read once per decoding step (``charbench.models.shared_prefix``, now).
+
 Throughput is generated tokens (each reply's tokens before its end-of-sequence token) over the wall time of the
 generation: the ``generate`` loop for the raw path, the whole ``eval()`` call for the Inspect paths (the model is
 loaded before). For the Inspect paths the time inside ``model.generate`` is reported too: the rest is Inspect's
@@ -159,6 +163,52 @@ def through_inspect(name: str, model_args: dict[str, Any], texts: list[str], max
     return Measured(name, seconds, produced, [s.output.completion for s in samples], sum(spent), sizes)
 
 
+def prefix_ab(texts: list[str], max_tokens: int, log_dir: str, system: str, lock: str | None,
+              rounds: int) -> list[Measured]:
+    """The provider on the same prompts, its prefix repeated per row and read once, ``rounds`` times in turn."""
+    from inspect_ai.model import get_model
+
+    rows = []
+    for _ in range(rounds):
+        for repeated in (True, False):
+            model = get_model("charbench/smollm2", memoize=False)
+            api: Any = model.api  # the charbench provider
+            if repeated:
+                api.batcher().prefix_sharing = False  # decided, so the batcher never switches it on
+            spent: list[float] = []
+            sizes: list[int] = []
+            timing_generate(model.api, spent, sizes)
+            with held(lock):
+                seconds, samples, produced = timed_eval(model, texts, max_tokens, log_dir, system)
+            model.api.close()
+            name = "prefix repeated over the rows" if repeated else "prefix read once per step"
+            rows.append(Measured(name, seconds, produced, [s.output.completion for s in samples], sum(spent), sizes))
+            print(f"[measured] {name}: {produced} tokens in {seconds:.1f} s ({sum(spent):.1f} s in generate)",
+                  flush=True)
+    return rows
+
+
+def prefix_ab_report(rows: list[Measured], args: argparse.Namespace, started: str) -> list[str]:
+    lines = [
+        "## A shared prompt prefix read once per decoding step (issue 14)",
+        f"_Run on {platform.node()} ({os.cpu_count()} cores), {started}; command: `.venv/bin/python "
+        f"bench/generation_bench.py --prompts {args.prompts} --max-tokens {args.max_tokens} --persona {args.persona} "
+        f"--prefix-ab {args.prefix_ab}{' --lock ' + args.lock if args.lock else ''}`. `charbench/smollm2`, greedy, "
+        f"every prompt in flight; the two forms in turn._",
+        "",
+        "| round | form | seconds | inside `model.generate` (s) | generated tokens | tokens/s | batches |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, row in enumerate(rows):
+        lines.append(f"| {i // 2 + 1} | {row.name} | {row.seconds:.1f} | {row.in_generate:.1f} | {row.tokens} "
+                     f"| {row.rate:.1f} | {'+'.join(map(str, row.batch_sizes))} |")
+    pairs = list(zip(rows[::2], rows[1::2]))
+    ratios = ", ".join(f"{a.seconds / b.seconds:.2f}" for a, b in pairs)
+    same = ", ".join(f"{same_replies(a, b)}/{len(a.replies)}" for a, b in pairs)
+    lines += ["", f"Wall-time ratio repeated / read once, per round: {ratios}. Identical replies per round: {same}."]
+    return lines
+
+
 def same_replies(a: Measured, b: Measured) -> int:
     return sum(x == y for x, y in zip(a.replies, b.replies))
 
@@ -195,13 +245,22 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--persona", help="open every prompt with this persona's system prompt (a prompted variant)")
     parser.add_argument("--lock", help="flock this file around each measurement (shared machines)")
+    parser.add_argument("--prefix-ab", type=int, metavar="N",
+                        help="only the provider, N rounds of its prefix repeated per row against read once")
     args = parser.parse_args()
+    if args.prefix_ab and not args.persona:
+        parser.error("--prefix-ab compares ways of decoding after a shared persona prompt: give --persona too")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
     started = time.strftime("%Y-%m-%d %H:%M")
     texts = prompts(args.prompts)
     system = persona_prompt(args.persona)
     log_dir = tempfile.mkdtemp(prefix="generation-bench-")
+    if args.prefix_ab:
+        assert system is not None
+        ab = prefix_ab(texts, args.max_tokens, log_dir, system, args.lock, args.prefix_ab)
+        print("\n".join(prefix_ab_report(ab, args, started)))
+        return
     paths = [
         lambda: raw_transformers(texts, args.max_tokens, BATCH, system),
         lambda: raw_transformers(texts, args.max_tokens, len(texts), system),

@@ -137,6 +137,7 @@ def test_a_shared_system_prompt_is_computed_once_and_changes_no_reply(tiny_check
     # Computed once by the first batch of two, reused by the second and by the lone prompt of the third.
     assert common <= batcher.prefix_tokens_computed < 2 * common
     assert batcher.prefix_tokens_reused >= 2 * common
+    assert batcher.prefix_sharing is True  # decoded with the prefix read once per step, not repeated per row
 
 
 def test_shared_prefix_length_and_layout_keep_every_prompt_token():
@@ -192,6 +193,7 @@ def test_a_kept_prefix_cut_shorter_for_the_next_batch_gives_the_unbatched_replie
             assert rows == [alone(p) for p in batch]
         assert batcher.prefix_tokens_computed == 40  # the first batch's prefix, once
         assert batcher.prefix_tokens_reused == 30  # the second batch took 30 of those 40 tokens
+        assert batcher.prefix_sharing is True
     finally:
         batcher.close()
 

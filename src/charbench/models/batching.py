@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -38,6 +39,8 @@ import anyio
 import sniffio
 
 from charbench.models.logprobs import common_prefix_length
+
+logger = logging.getLogger(__name__)
 
 GATHER_SECONDS = 0.05
 # Below this many shared tokens a separate prefix pass saves less than it costs.
@@ -273,6 +276,7 @@ class GenerationBatcher:
         self._prefix: tuple[tuple[int, ...], Any] | None = None  # only the worker thread touches it
         self.prefix_tokens_computed = 0
         self.prefix_tokens_reused = 0
+        self.prefix_sharing: bool | None = None  # decided by the first batch with a shared prefix (_shares_prefix)
         self._inbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="charbench-generate", daemon=True)
         self._thread.start()
@@ -346,13 +350,9 @@ class GenerationBatcher:
         shared = shared_prefix_length(prompts)
         with torch.inference_mode():
             # A lone prompt only reuses a kept prefix: computing one for it alone would save nothing.
-            plan = self._prefix_cache(prompts[0][:shared], len(batch), compute=len(batch) > 1)
+            plan = self._kept_prefix(prompts[0][:shared], compute=len(batch) > 1)
             if plan is not None:
-                cache, shared = plan
-                input_ids, attention_mask = prefix_layout(prompts, shared, self._pad_id())
-                input_ids, attention_mask = input_ids.to(self.model.device), attention_mask.to(self.model.device)
-                sequences = self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
-                                                past_key_values=cache, **kwargs)
+                sequences, input_ids = self._generate_after_prefix(prompts, *plan, kwargs)
             else:
                 padded = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
                 input_ids = padded["input_ids"].to(self.model.device)
@@ -361,12 +361,48 @@ class GenerationBatcher:
         generated = sequences[:, input_ids.shape[1] :].tolist()
         return generated, [len(p) for p in prompts]
 
+    def _generate_after_prefix(self, prompts: list[list[int]], kept: Any, shared: int,
+                               kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        """``generate`` on prompts that start with the first ``shared`` tokens held by the cache ``kept``: the
+        prefix read once per decoding step where this model allows it (:mod:`charbench.models.shared_prefix`),
+        otherwise repeated over the batch."""
+        from charbench.models.shared_prefix import (
+            repeated_prefix_cache,
+            shared_prefix_attention_in,
+            shared_prefix_cache,
+        )
+
+        input_ids, attention_mask = prefix_layout(prompts, shared, self._pad_id())
+        input_ids, attention_mask = input_ids.to(self.model.device), attention_mask.to(self.model.device)
+        if self._shares_prefix(kept, shared, [p[shared:] for p in prompts[:2]]):
+            with shared_prefix_attention_in(self.model):
+                return self.model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                                           past_key_values=shared_prefix_cache(kept, shared), **kwargs), input_ids
+        cache = repeated_prefix_cache(kept, shared, len(prompts))
+        return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, past_key_values=cache,
+                                   **kwargs), input_ids
+
+    def _shares_prefix(self, kept: Any, shared: int, own_tokens: list[list[int]]) -> bool:
+        """Whether batches read their prefix once (:func:`~charbench.models.shared_prefix.can_share_prefix`, and
+        the one-off check of this model's logits on the first such batch passed)."""
+        from charbench.models.shared_prefix import can_share_prefix, shared_prefix_agrees
+
+        if not can_share_prefix(self.model, kept):
+            return False
+        if self.prefix_sharing is None:
+            self.prefix_sharing = shared_prefix_agrees(self.model, kept, shared, own_tokens, self._pad_id())
+            if not self.prefix_sharing:
+                logger.warning("%s: decoding with a prefix read once per step did not reproduce the model's "
+                               "logits; its batches repeat the prefix over their rows instead",
+                               type(self.model).__name__)
+        return self.prefix_sharing
+
     def _pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else self.tokenizer.eos_token_id or 0
 
-    def _prefix_cache(self, prefix: list[int], batch_size: int, compute: bool) -> tuple[Any, int] | None:
-        """A KV cache for ``batch_size`` rows of ``prefix`` or of a part of it and how many tokens it holds, or
+    def _kept_prefix(self, prefix: list[int], compute: bool) -> tuple[Any, int] | None:
+        """The kept one-row KV cache that holds ``prefix`` or a part of it, and how many of its tokens to use;
         None when there is no prefix worth sharing (or none kept and ``compute`` is false).
 
         The prefix's forward pass is kept (one entry) for later batches: every batch of a step starts with the
@@ -375,8 +411,6 @@ class GenerationBatcher:
         otherwise the batch's prefix is computed and kept instead, which costs no more than the rows computing
         it themselves.
         """
-        import copy
-
         import torch
 
         kept = self._prefix[0] if self._prefix is not None else ()
@@ -393,12 +427,7 @@ class GenerationBatcher:
         else:
             self.prefix_tokens_reused += common
         assert self._prefix is not None  # computed above or reused
-        cache = copy.deepcopy(self._prefix[1])  # generate extends the cache it is given
-        surplus = cache.get_seq_length() - common
-        if surplus > 0:
-            cache.crop(-surplus)  # transformers 5 refuses a positive length; a negative one removes that many
-        cache.batch_repeat_interleave(batch_size)
-        return cache, common
+        return self._prefix[1], common
 
     def _reply(self, request: _Request, row: list[int], n_prompt: int, seconds: float) -> Reply:
         n = reply_length(row, self.end_ids)

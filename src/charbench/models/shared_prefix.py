@@ -140,7 +140,7 @@ def decode_attention(query: Any, keys: Any, values: Any, prefix_keys: Any, prefi
     own_scores = torch.matmul(grouped, keys.transpose(2, 3))  # (batch, n_kv, group, own)
     scores = torch.cat([prefix_scores.transpose(0, 1), own_scores], dim=-1) * scale
     if attention_mask is not None:  # (batch, 1, 1, prefix + own): boolean "may attend", or additive
-        mask = attention_mask.reshape(batch, 1, 1, -1)
+        mask = attention_mask.reshape(attention_mask.shape[0], 1, 1, -1)  # a batch of 1 broadcasts
         scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
     prefix_probs = probs[..., :n_prefix].transpose(0, 1).reshape(n_kv, batch * group, n_prefix)

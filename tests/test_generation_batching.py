@@ -225,6 +225,31 @@ def test_row_sampler_draws_from_the_warped_distribution():
     assert not RowSampler.supports(GenerationConfig(min_p=0.1)) and RowSampler.supports(GenerationConfig(top_k=50))
 
 
+@pytest.mark.parametrize("sharpness", [0.3, 1.0, 4.0], ids=["flat", "plain", "peaked"])
+def test_the_nucleus_filter_keeps_the_tokens_transformers_top_p_keeps(sharpness):
+    """In float64 (rounding far from any boundary) the kept tokens and their scores are transformers'; in
+    float32 a token kept by one and not the other lies at the boundary, within rounding of ``top_p``."""
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from charbench.models.batching import NucleusFilter
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(24, 2999, generator=generator, dtype=torch.float64) * sharpness  # no p x 2999 whole
+    logits[0, :] = 0.0  # every token tied: the nucleus needs more than the first k (which tied tokens: either's)
+    for top_p in (0.0, 0.1, 0.5, 0.9, 0.95, 0.999):
+        theirs, ours = TopPLogitsWarper(top_p)(None, logits), NucleusFilter(top_p)(None, logits)
+        assert torch.equal(theirs[1:], ours[1:]), top_p
+        assert torch.isfinite(theirs[0]).sum() == torch.isfinite(ours[0]).sum() >= 1
+        single = logits[1:].float()
+        kept_theirs = torch.isfinite(TopPLogitsWarper(top_p)(None, single))
+        kept_ours = torch.isfinite(NucleusFilter(top_p)(None, single))
+        probs = single.softmax(dim=-1)
+        for row, token in (kept_theirs != kept_ours).nonzero().tolist():
+            before = probs[row][probs[row] > probs[row, token]].sum()
+            assert abs(float(before) - top_p) < 1e-4, (top_p, row, token)
+
+
 def test_a_sampled_reply_does_not_depend_on_its_batch(tiny_checkpoint):
     """With a run seed, each sampled request has its own random stream: the same prompts sampled one at a time
     and all in one batch give the same replies; another seed, or asking the same prompt again, gives others."""

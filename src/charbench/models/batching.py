@@ -109,8 +109,10 @@ class RowSampler:
     largest: the Gumbel-max trick, a draw from exactly the distribution transformers would sample from. A reply
     then depends only on its prompt, its seed and the model (up to the rounding of batched arithmetic).
     Temperature, top-k and top-p fall back to the checkpoint's generation_config where the request leaves them
-    unset, and run in transformers' order and with its own warpers. A checkpoint whose generation_config adds
-    another sampling step (min-p, typical-p...) samples through transformers' own sampler instead.
+    unset, and run in transformers' order: its own temperature and top-k warpers, and :class:`NucleusFilter` for
+    top-p (the tokens transformers' warper keeps, without its sort of the vocabulary). A checkpoint whose
+    generation_config adds another sampling step (min-p, typical-p...) samples through transformers' own sampler
+    instead.
     """
 
     def __init__(self, seeds: Sequence[int], settings: Settings, generation_config: Any) -> None:
@@ -132,7 +134,8 @@ class RowSampler:
         if top_k is not None and top_k != 0:
             self.warpers.append(TopKLogitsWarper(top_k=top_k))
         if top_p is not None and top_p < 1.0:
-            self.warpers.append(TopPLogitsWarper(top_p=top_p))
+            TopPLogitsWarper(top_p=top_p)  # transformers' own check of the value
+            self.warpers.append(NucleusFilter(top_p))
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
 
     @staticmethod
@@ -152,8 +155,43 @@ class RowSampler:
             scores = warper(input_ids, scores)
         uniform = torch.stack([torch.rand(scores.shape[1], generator=g, dtype=torch.float64)
                                for g in self.generators]).to(device=scores.device)
-        gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-300)))
-        return scores.float() + gumbel.float()
+        # Noise only where a token can still be drawn: the rest stays -inf (top-p keeps a few hundred of 49k).
+        noisy = scores.float().clone()
+        open_ = torch.isfinite(noisy)
+        noisy[open_] += (-torch.log(-torch.log(uniform[open_].clamp(min=1e-300)))).float()
+        return noisy
+
+
+class NucleusFilter:
+    """transformers' top-p filter (``TopPLogitsWarper``, at least one token kept) without sorting the vocabulary.
+
+    The warper sorts every row's 49k scores at every step: 110 ms of a 250 ms decoding step at 54 rows on this
+    CPU. The tokens it keeps are the most probable ones whose more probable predecessors hold less than
+    ``top_p`` of the mass, so the ``k`` most probable tokens decide them whenever those hold ``top_p`` or more;
+    ``k`` grows (to the whole vocabulary at most) until they do in every row. The same tokens are kept, up to the
+    rounding of the mass summed from the other end.
+    """
+
+    FIRST_K = 256
+
+    def __init__(self, top_p: float) -> None:
+        self.top_p = top_p
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        probs = scores.softmax(dim=-1)
+        k = min(self.FIRST_K, probs.shape[-1])
+        while True:
+            top, indices = probs.topk(k, dim=-1)  # sorted, most probable first
+            mass = top.cumsum(dim=-1)
+            if k == probs.shape[-1] or bool((mass[:, -1] >= self.top_p).all()):
+                break
+            k = min(k * 8, probs.shape[-1])
+        keep = (mass - top) < self.top_p
+        keep[:, 0] = True
+        drop = torch.ones_like(scores, dtype=torch.bool).scatter_(1, indices, ~keep)
+        return scores.masked_fill(drop, -float("inf"))
 
 
 def plan_batches(requests: Sequence[_Request]) -> list[list[_Request]]:

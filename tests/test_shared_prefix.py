@@ -57,7 +57,7 @@ def test_decoding_after_a_shared_prefix_gives_the_repeated_caches_tokens_and_log
 
 
 def test_without_a_shared_prefix_cache_the_attention_is_sdpas(tiny):
-    model, tokenizer, _ = tiny
+    model, _, _ = tiny
     ids = torch.tensor([PREFIX[:20], PREFIX[5:25]])
     with torch.inference_mode():
         expected = model(input_ids=ids).logits

@@ -225,6 +225,29 @@ def test_row_sampler_draws_from_the_warped_distribution():
     assert not RowSampler.supports(GenerationConfig(min_p=0.1)) and RowSampler.supports(GenerationConfig(top_k=50))
 
 
+def test_row_sampler_adds_each_rows_own_gumbel_noise_to_the_tokens_still_open():
+    """The noise of every open token is the Gumbel draw of its row's stream at that token (the stream advances
+    over the whole vocabulary, so the next step's draws do not depend on how many tokens were open)."""
+    import torch
+    from transformers import GenerationConfig
+
+    from charbench.models.batching import RowSampler
+
+    scores = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
+    sampler = RowSampler([11, 12, 13], Settings(max_new_tokens=1, do_sample=True, top_p=0.6), GenerationConfig())
+    noisy = sampler(None, scores.clone())
+    filtered = scores.clone()
+    for warper in sampler.warpers:
+        filtered = warper(None, filtered)
+    streams = [torch.Generator().manual_seed(seed) for seed in (11, 12, 13)]
+    uniform = torch.stack([torch.rand(50, generator=g, dtype=torch.float64) for g in streams])
+    expected = filtered + (-torch.log(-torch.log(uniform))).float()
+    open_ = torch.isfinite(filtered)
+    assert 0 < int(open_.sum()) < open_.numel()  # some tokens filtered out, some open
+    assert torch.equal(noisy[open_], expected[open_])
+    assert torch.isneginf(noisy[~open_]).all()
+
+
 @pytest.mark.parametrize("sharpness", [0.3, 1.0, 4.0], ids=["flat", "plain", "peaked"])
 def test_the_nucleus_filter_keeps_the_tokens_transformers_top_p_keeps(sharpness):
     """In float64 (rounding far from any boundary) the kept tokens and their scores are transformers'; in

@@ -165,8 +165,8 @@ class RowSampler:
 class NucleusFilter:
     """transformers' top-p filter (``TopPLogitsWarper``, at least one token kept) without sorting the vocabulary.
 
-    The warper sorts every row's 49k scores at every step: 110 ms of a 250 ms decoding step at 54 rows on this
-    CPU. The tokens it keeps are the most probable ones whose more probable predecessors hold less than
+    The warper sorts every row's 49k scores at every step: 107 ms beside a 250 ms decoding step at 54 rows on
+    this CPU, against 8 ms here (``bench/sampler_bench.py``). The tokens it keeps are the most probable ones whose more probable predecessors hold less than
     ``top_p`` of the mass, so the ``k`` most probable tokens decide them whenever those hold ``top_p`` or more;
     ``k`` grows (to the whole vocabulary at most) until they do in every row. The same tokens are kept, up to the
     rounding of the mass summed from the other end.

@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
+    if args.rows < 1 or args.repeats < 1:
+        parser.error("--rows and --repeats take a whole number of at least 1")
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig

@@ -77,16 +77,21 @@ def test_a_batcher_whose_check_fails_repeats_the_prefix_and_gives_the_same_repli
     model, tokenizer, _ = tiny
     settings = Settings(max_new_tokens=6, do_sample=False)
     requests = [[_Request(prompt_ids=PREFIX + row, settings=settings, batch_size=3) for row in OWN] for _ in range(2)]
+    built = []  # every shared-prefix cache made: the one-off check's, then each batch's own
+    monkeypatch.setattr(shared_prefix, "shared_prefix_cache",
+                        lambda *args, make=shared_prefix.shared_prefix_cache: built.append(1) or make(*args))
     replies = {}
     for broken in (False, True):
         if broken:
             monkeypatch.setattr(shared_prefix, "decode_attention",
                                 lambda query, *args: torch.zeros_like(query).transpose(1, 2))
+        built.clear()
         batcher = GenerationBatcher(model, tokenizer, threading.Lock())
         try:
             with caplog.at_level(logging.WARNING, logger="charbench.models.batching"):
                 replies[broken] = batcher._run_generate(requests[broken])[0]
             assert batcher.prefix_sharing is (not broken)
+            assert len(built) == (1 if broken else 2)  # the check's cache, and the batch's only if it passed
         finally:
             batcher.close()
     assert replies[True] == replies[False]

@@ -144,9 +144,9 @@ def test_estimate_as_metrics_names_the_interval_and_reports_failed_draws():
     assert with_failures["adherence_failed_draws"] == 7.0
 
 
-def test_blas_limit_is_entered_once_around_many_fits(monkeypatch):
-    # Entering threadpoolctl's limit rescans the process's libraries (seconds in a process holding models), so
-    # a caller that fits many times enters it once and every fit inside reuses it.
+@pytest.fixture
+def blas_limit_entries(monkeypatch):
+    """The keyword arguments of every entry into threadpoolctl's limit made through charbench.stats."""
     from charbench import stats
 
     entered = []
@@ -157,6 +157,15 @@ def test_blas_limit_is_entered_once_around_many_fits(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stats, "threadpool_limits", counting)
+    return entered
+
+
+def test_blas_limit_is_entered_once_around_many_fits(blas_limit_entries):
+    # Entering threadpoolctl's limit rescans the process's libraries (seconds in a process holding models), so
+    # a caller that fits many times enters it once and every fit inside reuses it.
+    from charbench import stats
+
+    entered = blas_limit_entries
     matches = [(0, 1), (1, 2), (2, 0), (0, 2), (1, 0)] * 4
     weights = np.ones((5, len(matches)))
     alone = stats.bradley_terry_draws(matches, 3, weights)
@@ -172,18 +181,11 @@ def test_blas_limit_is_entered_once_around_many_fits(monkeypatch):
     assert len(entered) == 1
 
 
-def test_bootstrap_statistic_enters_the_blas_limit_once_for_all_resamples(monkeypatch):
+def test_bootstrap_statistic_enters_the_blas_limit_once_for_all_resamples(blas_limit_entries):
     # Value conflict's Kendall-tau interval refits Bradley-Terry on every resample: one entry, not n_boot + 1.
     from charbench import stats
 
-    entered = []
-    real = stats.threadpool_limits
-
-    def counting(*args, **kwargs):
-        entered.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(stats, "threadpool_limits", counting)
+    entered = blas_limit_entries
     units = [(0, 1), (1, 2), (2, 0), (0, 2), (1, 0), (0, 1)]
 
     def strength_of_first(sample):

@@ -62,8 +62,34 @@ def test_without_a_shared_prefix_cache_the_attention_is_sdpas(tiny):
     with torch.inference_mode():
         expected = model(input_ids=ids).logits
         with shared_prefix_attention_in(model):
+            assert model.config._attn_implementation == shared_prefix.ATTENTION  # the function under test runs
             got = model(input_ids=ids).logits
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "boolean", "additive", "boolean, batch 1"])
+def test_decode_attention_equals_sdpa_over_the_repeated_prefix(mask_kind):
+    """One query token per row, 6 query heads over 2 key/value heads: the same output as SDPA given the prefix
+    repeated over the rows and its key/value heads repeated over their query heads, under every mask form."""
+    generator = torch.Generator().manual_seed(0)
+    batch, n_heads, n_kv, dim, n_prefix, own = 3, 6, 2, 8, 7, 4
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    query, keys, values = randn(batch, n_heads, 1, dim), randn(batch, n_kv, own, dim), randn(batch, n_kv, own, dim)
+    prefix_keys, prefix_values = randn(1, n_kv, n_prefix, dim), randn(1, n_kv, n_prefix, dim)
+    allowed = torch.ones(batch, 1, 1, n_prefix + own, dtype=torch.bool)
+    allowed[0, ..., n_prefix] = allowed[2, ..., n_prefix : n_prefix + 2] = False  # rows' own padding
+    mask = {"none": None, "boolean": allowed, "boolean, batch 1": allowed[1:2],
+            "additive": torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))}[mask_kind]
+    full_keys = torch.cat([prefix_keys.expand(batch, -1, -1, -1), keys], dim=2).repeat_interleave(3, dim=1)
+    full_values = torch.cat([prefix_values.expand(batch, -1, -1, -1), values], dim=2).repeat_interleave(3, dim=1)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, full_keys, full_values, attn_mask=mask,
+                                                                scale=0.3)
+    got = shared_prefix.decode_attention(query, keys, values, prefix_keys, prefix_values, mask, 0.3)
+    assert got.shape == (batch, 1, n_heads, dim)
+    assert torch.allclose(got, expected.transpose(1, 2), atol=1e-6)
 
 
 def test_the_one_off_check_passes_here_and_fails_when_decoding_is_wrong(tiny, monkeypatch):

@@ -248,6 +248,8 @@ def main() -> None:
     parser.add_argument("--prefix-ab", type=int, metavar="N",
                         help="only the provider, N rounds of its prefix repeated per row against read once")
     args = parser.parse_args()
+    if args.prefix_ab is not None and args.prefix_ab < 1:
+        parser.error("--prefix-ab takes a number of rounds of at least 1")
     if args.prefix_ab and not args.persona:
         parser.error("--prefix-ab compares ways of decoding after a shared persona prompt: give --persona too")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

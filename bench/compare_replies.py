@@ -19,12 +19,16 @@ from typing import Any
 
 from inspect_ai.log import EvalLog, read_eval_log
 
+from charbench.errors import CharbenchError
+from charbench.leaderboard.logs import log_paths
+
 
 def step_logs(run: Path) -> dict[str, Path]:
-    """The newest ``.eval`` log of each step folder under ``run`` (``<model>/<step>/*.eval``), by step name."""
+    """The newest ``.eval`` log of each step folder under ``run`` (``<model>/<step>/*.eval``), by step folder."""
     logs: dict[str, Path] = {}
-    for log in sorted(run.glob("*/*/*.eval")):
-        logs[f"{log.parent.parent.name}/{log.parent.name}"] = log  # sorted by name: timestamps, newest last
+    for log in log_paths(run):  # sorted: within a folder, timestamped names put the newest last
+        if log.suffix == ".eval":
+            logs[log.parent.relative_to(run).as_posix()] = log
     return logs
 
 
@@ -41,6 +45,7 @@ def same_value(a: Any, b: Any) -> bool:
 
 
 def metrics(log: EvalLog) -> dict[str, float]:
+    """Every metric by scorer and name (the leaderboard's ``metrics_of`` keys by name alone)."""
     return {f"{score.name}/{name}": metric.value for score in (log.results.scores if log.results else [])
             for name, metric in score.metrics.items()}
 
@@ -66,7 +71,13 @@ def main() -> None:
     parser.add_argument("run_a", type=Path)
     parser.add_argument("run_b", type=Path)
     args = parser.parse_args()
-    logs_a, logs_b = step_logs(args.run_a), step_logs(args.run_b)
+    for run in (args.run_a, args.run_b):
+        if not run.is_dir():
+            raise SystemExit(f"{run} is not a folder: give the --log-dir of a charbench run")
+    try:
+        logs_a, logs_b = step_logs(args.run_a), step_logs(args.run_b)
+    except CharbenchError as exc:
+        raise SystemExit(str(exc)) from None
     if not logs_a or not logs_b:
         empty = args.run_a if not logs_a else args.run_b
         raise SystemExit(f"no step logs (<model>/<step>/*.eval) under {empty}: give the --log-dir of a charbench run")
